@@ -1,0 +1,143 @@
+"""distribution migrate | worker | dev | token"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+CLIPS_STAND_IN = """
+CREATE TABLE IF NOT EXISTS clips (id text PRIMARY KEY, campaign_id text NOT NULL)
+"""
+
+
+def _settings():
+    from app.settings import get_settings
+    return get_settings()
+
+
+async def _migrate(dsn: str, stand_in_clips: bool = False) -> list[str]:
+    from app.db.migrate import migrate
+    from app.db.pool import connect
+
+    conn = await connect(dsn)
+    try:
+        applied = await migrate(conn)
+        if stand_in_clips:  # M09's table, for the local stack only
+            await conn.execute(CLIPS_STAND_IN)
+        return applied
+    finally:
+        await conn.close()
+
+
+def cmd_migrate(args) -> int:
+    from app.logs import setup_logging
+
+    s = _settings()
+    setup_logging(s.log_level, s.log_json)
+    if not s.database_url:
+        print("DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    applied = asyncio.run(_migrate(s.database_url))
+    print(f"applied: {', '.join(applied)}" if applied else "the schema is up to date")
+    return 0
+
+
+def run_worker() -> int:
+    """Migrate, then run the Faust worker until SIGINT/SIGTERM."""
+    import faust
+
+    from app.logs import logging_config, setup_logging
+
+    s = _settings()
+    setup_logging(s.log_level, s.log_json)
+    if not s.database_url or not s.kafka_bootstrap_servers:
+        print("DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS must be set "
+              "(or use `distribution dev` for the embedded stack)", file=sys.stderr)
+        return 2
+    asyncio.run(_migrate(s.database_url))
+    from app.faust_app import app
+
+    app.discover_components()
+    worker = faust.Worker(app, loglevel=s.log_level, quiet=True,
+                          logging_config=logging_config(s.log_level, s.log_json),
+                          redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    return run_worker()
+
+
+def cmd_dev(args) -> int:
+    """The embedded stack: PostgreSQL and the broker from wheels unless configured."""
+    from app.embedded import Broker, free_port, start_postgres
+    from web.auth import issue_token
+
+    data_dir = Path(os.environ.get("DISTRIBUTION_DATA_DIR", ".distribution")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broker = server = None
+    try:
+        if not os.environ.get("DATABASE_URL"):
+            server, uri = start_postgres(data_dir / "postgres")
+            os.environ["DATABASE_URL"] = uri
+        if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            broker = Broker(log_path=data_dir / "broker.log").start()
+            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+        os.environ.setdefault("DISTRIBUTION_WEB_PORT", str(args.port or 6066))
+        os.environ.setdefault("DISTRIBUTION_LOG_JSON", "false")
+        asyncio.run(_migrate(os.environ["DATABASE_URL"], stand_in_clips=True))
+        s = _settings()
+        token = issue_token("influencer-dev", s.jwt_secret, timedelta(days=7))
+        base = s.base_url
+        print(f"""
+distribution service (development stack)
+  URL:       {base}
+  database:  {os.environ['DATABASE_URL']}
+  broker:    {os.environ['KAFKA_BOOTSTRAP_SERVERS']}
+  token:     {token}   (sub = influencer-dev, 7 days)
+
+  curl -s -H "Authorization: Bearer {token}" {base}/api/v1/distribution/items/ITEM_ID
+
+Ctrl-C stops the service and the embedded servers.
+""", flush=True)
+        return run_worker()
+    finally:
+        if broker is not None:
+            broker.stop()
+        if server is not None:
+            server.cleanup()
+
+
+def cmd_token(args) -> int:
+    from web.auth import issue_token
+
+    print(issue_token(args.sub, _settings().jwt_secret, timedelta(hours=args.hours)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="distribution", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply the migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("worker", help="run a worker").set_defaults(func=cmd_worker)
+    dev = sub.add_parser("dev", help="run a worker on the embedded stack")
+    dev.add_argument("--port", type=int, default=None)
+    dev.set_defaults(func=cmd_dev)
+    token = sub.add_parser("token", help="print a development token")
+    token.add_argument("--sub", required=True, help="the influencer id")
+    token.add_argument("--hours", type=float, default=24)
+    token.set_defaults(func=cmd_token)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The asyncpg pool, its JSON codecs, and driver errors turned into ours."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import asyncpg
+
+from app.domain.errors import Unavailable
+
+#: What a lost or refused database connection looks like to asyncpg.
+CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    TimeoutError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads,
+                                  schema="pg_catalog")
+
+
+async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+        command_timeout=30, timeout=5, max_inactive_connection_lifetime=60)
+
+
+@contextlib.asynccontextmanager
+async def translate_errors() -> AsyncIterator[None]:
+    """A database that cannot be reached becomes `Unavailable` (HTTP 503)."""
+    try:
+        yield
+    except CONNECTION_ERRORS as exc:
+        raise Unavailable("the database cannot be reached", reason=type(exc).__name__) from exc
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    await _init_connection(conn)
+    return conn

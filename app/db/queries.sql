@@ -1,0 +1,182 @@
+-- Every SQL statement of the service, each under a name.
+
+-- name: create_migrations_table
+-- Bookkeeping of applied migration files.
+CREATE TABLE IF NOT EXISTS distribution_schema_migrations (
+    version    text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: lock_migrations
+-- Serialises migrators (transaction-scoped advisory lock).
+SELECT pg_advisory_xact_lock(hashtext('distribution_schema_migrations'))
+
+-- name: applied_migrations
+SELECT version FROM distribution_schema_migrations
+
+-- name: record_migration
+-- $1 version
+INSERT INTO distribution_schema_migrations (version) VALUES ($1)
+
+-- name: ping
+SELECT 1
+
+-- name: campaigns_for_clips
+-- M09's clip -> campaign projection, read-only. $1 clip ids
+SELECT id::text AS clip_id, campaign_id::text AS campaign_id FROM clips WHERE id::text = ANY($1::text[])
+
+-- name: insert_claims
+-- New items in `claimed`; a repeated claim or a second claim for the same
+-- influencer/clip/campaign inserts nothing. $1 ids, $2 influencer ids, $3 clip ids,
+-- $4 campaign ids, $5 claimed_at, $6 claim_expires_at
+INSERT INTO distribution_items
+    (id, influencer_id, clip_id, campaign_id, status, claimed_at, claim_expires_at)
+SELECT id, influencer_id, clip_id, campaign_id, 'claimed', claimed_at, claim_expires_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+    AS c(id, influencer_id, clip_id, campaign_id, claimed_at, claim_expires_at)
+ON CONFLICT DO NOTHING
+RETURNING id
+
+-- name: item_aggregate
+-- One item with its caption, overlays and platform rows. $1 item id
+SELECT i.*,
+    (SELECT to_jsonb(c) FROM distribution_captions c WHERE c.item_id = i.id) AS caption,
+    (SELECT coalesce(jsonb_agg(to_jsonb(o) ORDER BY o.type), '[]'::jsonb)
+       FROM distribution_overlays o WHERE o.item_id = i.id) AS overlays,
+    (SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.platform), '[]'::jsonb)
+       FROM distribution_platform_status p WHERE p.item_id = i.id) AS platform_rows
+FROM distribution_items i
+WHERE i.id = $1
+
+-- name: lock_item
+-- Locks the item row and its platform rows for the command's transaction, so that the
+-- publisher (which skips locked rows) cannot take an attempt meanwhile. $1 item id
+WITH item AS (SELECT id FROM distribution_items WHERE id = $1 FOR UPDATE),
+     platform_rows AS (SELECT platform FROM distribution_platform_status
+                       WHERE item_id = $1 FOR UPDATE)
+SELECT id, (SELECT count(*) FROM platform_rows) AS platform_rows FROM item
+
+-- name: update_item
+-- $1 id, $2 status, $3 scheduled_at, $4 timezone, $5 platforms, $6 retry_count,
+-- $7 failure_reason, $8 version
+UPDATE distribution_items
+SET status = $2, scheduled_at = $3, timezone = $4, platforms = $5, retry_count = $6,
+    failure_reason = $7, version = $8, updated_at = now(),
+    due_enqueued_at = CASE WHEN scheduled_at IS DISTINCT FROM $3 OR $2 <> 'scheduled'
+                           THEN NULL ELSE due_enqueued_at END
+WHERE id = $1
+
+-- name: upsert_caption
+-- $1 item id, $2 text, $3 hashtags, $4 title, $5 variants
+INSERT INTO distribution_captions (item_id, text, hashtags, title, variants)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (item_id) DO UPDATE
+SET text = EXCLUDED.text, hashtags = EXCLUDED.hashtags, title = EXCLUDED.title,
+    variants = EXCLUDED.variants, updated_at = now()
+
+-- name: upsert_overlay
+-- A second overlay of a type replaces the first. $1 item id, $2 type, $3 duration
+INSERT INTO distribution_overlays (item_id, type, duration_seconds) VALUES ($1, $2, $3)
+ON CONFLICT (item_id, type) DO UPDATE
+SET duration_seconds = EXCLUDED.duration_seconds, updated_at = now()
+
+-- name: delete_platform_rows
+-- Platform rows no longer requested. $1 item id, $2 platforms to keep
+DELETE FROM distribution_platform_status WHERE item_id = $1 AND NOT (platform = ANY($2::text[]))
+
+-- name: upsert_platform_rows
+-- $1 item id, then arrays: $2 platform, $3 status, $4 attempts, $5 key_attempt,
+-- $6 last_error, $7 next_attempt_at, $8 post_id, $9 post_url, $10 published_at, $11 in_round
+INSERT INTO distribution_platform_status
+    (item_id, platform, status, attempts, key_attempt, last_error, next_attempt_at,
+     post_id, post_url, published_at, in_round)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[],
+                         $7::timestamptz[], $8::text[], $9::text[], $10::timestamptz[],
+                         $11::boolean[])
+ON CONFLICT (item_id, platform) DO UPDATE
+SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, key_attempt = EXCLUDED.key_attempt,
+    last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at,
+    post_id = EXCLUDED.post_id, post_url = EXCLUDED.post_url,
+    published_at = EXCLUDED.published_at, in_round = EXCLUDED.in_round, updated_at = now()
+
+-- name: insert_analytics
+-- One row per platform outcome or download. $1 item id, then arrays: $2 platform,
+-- $3 event_type, $4 attempt, $5 post_id, $6 error, $7 occurred_at
+INSERT INTO publishing_analytics (item_id, platform, event_type, attempt, post_id, error, occurred_at)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                         $7::timestamptz[])
+
+-- name: insert_outbox
+-- Written in the transaction of the outcome it reports. $1 event id, $2 topic,
+-- $3 partition key, $4 envelope
+INSERT INTO distribution_outbox (event_id, topic, partition_key, envelope)
+VALUES ($1, $2, $3, $4)
+
+-- name: processed_command
+-- The reply of a command applied before. $1 command id
+SELECT reply FROM distribution_processed_commands WHERE command_id = $1
+
+-- name: record_processed_command
+-- $1 command id, $2 item id, $3 kind, $4 reply
+INSERT INTO distribution_processed_commands (command_id, item_id, kind, reply)
+VALUES ($1, $2, $3, $4)
+
+-- name: claim_due_items
+-- Marks a batch of due scheduled items as enqueued (skipping rows another scheduler
+-- holds) and returns them; an enqueue older than $3 is taken again, in case its
+-- command was lost. $1 now, $2 batch size, $3 requeue cutoff
+UPDATE distribution_items i
+SET due_enqueued_at = $1
+FROM (SELECT id FROM distribution_items
+      WHERE status = 'scheduled' AND scheduled_at <= $1
+        AND (due_enqueued_at IS NULL OR due_enqueued_at < $3)
+      ORDER BY scheduled_at
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED) due
+WHERE i.id = due.id
+RETURNING i.id, i.scheduled_at
+
+-- name: claim_platform_attempts
+-- Takes a batch of platforms waiting for an attempt (or whose lease ran out), records
+-- the attempt before the call, and returns what the call needs.
+-- $1 now, $2 batch size, $3 lease expiry
+WITH due AS (
+    SELECT item_id, platform FROM distribution_platform_status
+    WHERE status IN ('pending', 'publishing') AND next_attempt_at <= $1
+    ORDER BY next_attempt_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE distribution_platform_status p
+    SET status = 'publishing', attempts = p.attempts + 1, next_attempt_at = $3, updated_at = now()
+    FROM due WHERE p.item_id = due.item_id AND p.platform = due.platform
+    RETURNING p.item_id, p.platform, p.attempts, p.key_attempt
+)
+SELECT claimed.*, i.influencer_id, i.clip_id,
+    (SELECT to_jsonb(c) FROM distribution_captions c WHERE c.item_id = i.id) AS caption,
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('type', o.type,
+                                                  'duration_seconds', o.duration_seconds)
+                               ORDER BY o.type DESC), '[]'::jsonb)
+       FROM distribution_overlays o WHERE o.item_id = i.id) AS overlays
+FROM claimed JOIN distribution_items i ON i.id = claimed.item_id
+
+-- name: try_relay_lock
+-- One relay at a time keeps each item's events in order (transaction-scoped).
+SELECT pg_try_advisory_xact_lock(hashtext('distribution_outbox_relay'))
+
+-- name: pending_outbox
+-- The oldest pending outbox rows. $1 batch size
+SELECT id, event_id, topic, partition_key, envelope FROM distribution_outbox
+WHERE status = 'pending'
+ORDER BY id
+LIMIT $1
+
+-- name: mark_outbox_published
+-- Only after the broker acknowledged them. $1 ids
+UPDATE distribution_outbox SET status = 'published', published_at = now(), attempts = attempts + 1
+WHERE id = ANY($1::bigint[])
+
+-- name: note_outbox_failure
+-- $1 ids, $2 error
+UPDATE distribution_outbox SET attempts = attempts + 1, last_error = $2
+WHERE id = ANY($1::bigint[])

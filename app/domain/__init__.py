@@ -1,0 +1,1 @@
+"""Pure rules of distribution items: standard library only, the clock passed in."""

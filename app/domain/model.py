@@ -1,0 +1,110 @@
+"""Distribution items and the values they are made of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    CLAIMED = "claimed"
+    SCHEDULED = "scheduled"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    FAILED = "failed"
+
+
+class Platform(StrEnum):
+    TIKTOK = "tiktok"
+    INSTAGRAM = "instagram"
+    YOUTUBE = "youtube"
+    SNAPCHAT = "snapchat"
+
+
+class PlatformState(StrEnum):
+    PENDING = "pending"        # waiting for its next attempt
+    PUBLISHING = "publishing"  # an attempt is in flight; next_attempt_at is its lease expiry
+    PUBLISHED = "published"
+    FAILED = "failed"
+
+
+class OverlayType(StrEnum):
+    INTRO = "intro"
+    OUTRO = "outro"
+
+
+#: Overlays play in this order around the clip.
+OVERLAY_PLAY_ORDER = (OverlayType.INTRO, OverlayType.OUTRO)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    type: OverlayType
+    duration_seconds: float
+
+
+@dataclass(frozen=True)
+class CaptionText:
+    text: str
+    hashtags: tuple[str, ...] = ()
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Caption:
+    """Caption metadata; a platform variant, when given, replaces the default for that platform."""
+
+    default: CaptionText
+    variants: dict[Platform, CaptionText] = field(default_factory=dict)
+
+    def for_platform(self, platform: Platform) -> CaptionText:
+        return self.variants.get(platform, self.default)
+
+
+@dataclass(frozen=True)
+class PlatformStatus:
+    platform: Platform
+    status: PlatformState = PlatformState.PENDING
+    attempts: int = 0
+    #: The attempt number in the platform call's idempotency key; it advances only after
+    #: the platform gave a definite answer, so a repeat after a crash reuses the key.
+    key_attempt: int = 1
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    post_id: str | None = None
+    post_url: str | None = None
+    published_at: datetime | None = None
+    #: Whether the current publishing round (first publish, or a retry) includes it.
+    in_round: bool = True
+
+    @property
+    def resolved(self) -> bool:
+        return self.status in (PlatformState.PUBLISHED, PlatformState.FAILED)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    influencer_id: str
+    clip_id: str
+    campaign_id: str
+    status: Status
+    claimed_at: datetime
+    claim_expires_at: datetime
+    scheduled_at: datetime | None = None
+    timezone: str | None = None
+    platforms: tuple[Platform, ...] = ()
+    overlays: dict[OverlayType, Overlay] = field(default_factory=dict)
+    caption: Caption | None = None
+    platform_status: dict[Platform, PlatformStatus] = field(default_factory=dict)
+    retry_count: int = 0
+    failure_reason: str | None = None
+    version: int = 1
+
+    def evolve(self, **changes) -> Item:
+        """A copy with the changes and the version raised by one."""
+        return replace(self, version=self.version + 1, **changes)
+
+    def overlays_in_play_order(self) -> list[Overlay]:
+        return [self.overlays[t] for t in OVERLAY_PLAY_ORDER if t in self.overlays]

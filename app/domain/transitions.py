@@ -1,0 +1,196 @@
+"""The state machine: one pure function per command, returning the new item and its events.
+
+    claimed --schedule--> scheduled --(due)--> publishing --> published
+       |                     | ^ reschedule       |
+       +--publish------------+-+--publish---------+--> failed --retry--> publishing
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from . import commands as c
+from . import events as e
+from .errors import Forbidden, InvalidStateTransition
+from .model import Item, Platform, PlatformState, PlatformStatus, Status
+from .retry import backoff_seconds, gives_up
+from .rules import (Policy, check_caption, check_claim_open, check_overlay, check_platform,
+                    check_platforms, check_schedule_window, parse_schedule_time)
+
+MISSED = "missed"
+
+#: The statuses each user command may start from; nothing else is a legal transition.
+ALLOWED_FROM: dict[type, tuple[Status, ...]] = {
+    c.AddOverlay: (Status.CLAIMED, Status.SCHEDULED),
+    c.Schedule: (Status.CLAIMED,),
+    c.Reschedule: (Status.SCHEDULED,),
+    c.Publish: (Status.CLAIMED, Status.SCHEDULED),
+    c.Retry: (Status.FAILED,),
+    c.RequestDownload: tuple(Status),
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    item: Item
+    events: list[e.Event] = field(default_factory=list)
+
+
+def check_owner(item: Item, actor: str | None) -> None:
+    if actor != item.influencer_id:
+        raise Forbidden(item_id=item.id)
+
+
+def check_allowed(item: Item, command: object) -> None:
+    allowed = ALLOWED_FROM[type(command)]
+    if item.status not in allowed:
+        name = type(command).__name__
+        raise InvalidStateTransition(
+            f"{name} is not allowed when the item is {item.status.value}",
+            status=item.status.value, allowed_from=[s.value for s in allowed])
+
+
+def decide(item: Item, actor: str | None, command: object, now: datetime,
+           policy: Policy) -> Decision:
+    """Apply one command to an item. User commands need the owner; system ones need none."""
+    if isinstance(command, c.PublishDue):
+        return publish_due(item, command, now, policy)
+    if isinstance(command, c.RecordPlatformResult):
+        return record_platform_result(item, command, now, policy)
+    check_owner(item, actor)
+    check_allowed(item, command)
+    handler = USER_COMMANDS[type(command)]
+    return handler(item, command, now, policy)
+
+
+def add_overlay(item: Item, command: c.AddOverlay, now: datetime, policy: Policy) -> Decision:
+    overlay = check_overlay(command.type, command.duration_seconds)
+    overlays = {**item.overlays, overlay.type: overlay}
+    return Decision(item.evolve(overlays=overlays), [e.OverlayAdded(overlay)])
+
+
+def schedule(item: Item, command: c.Schedule, now: datetime, policy: Policy) -> Decision:
+    check_claim_open(item, now)
+    platforms = check_platforms(command.platforms)
+    when, zone = parse_schedule_time(command.scheduled_at, command.timezone)
+    check_schedule_window(when, now, policy)
+    caption = command.caption or item.caption
+    check_caption(caption, platforms, policy.caption_limits)
+    new = item.evolve(status=Status.SCHEDULED, scheduled_at=when, timezone=zone,
+                      platforms=platforms, caption=caption)
+    return Decision(new, [e.ItemScheduled(when, platforms)])
+
+
+def reschedule(item: Item, command: c.Reschedule, now: datetime, policy: Policy) -> Decision:
+    when, zone = parse_schedule_time(command.scheduled_at, command.timezone or item.timezone)
+    check_schedule_window(when, now, policy)
+    new = item.evolve(scheduled_at=when, timezone=zone)
+    return Decision(new, [e.ItemRescheduled(when)])
+
+
+def publish(item: Item, command: c.Publish, now: datetime, policy: Policy) -> Decision:
+    if item.status is Status.CLAIMED:
+        check_claim_open(item, now)
+    platforms = check_platforms(command.platforms)
+    caption = command.caption or item.caption
+    check_caption(caption, platforms, policy.caption_limits)
+    return start_publishing(item.evolve(caption=caption), platforms, now, bump=False)
+
+
+def start_publishing(item: Item, platforms: tuple[Platform, ...], now: datetime,
+                     bump: bool = True) -> Decision:
+    rows = {p: PlatformStatus(p, next_attempt_at=now) for p in platforms}
+    changes = dict(status=Status.PUBLISHING, platforms=platforms, platform_status=rows,
+                   retry_count=0, failure_reason=None)
+    new = item.evolve(**changes) if bump else replace(item, **changes)
+    return Decision(new, [e.PublishingStarted(platforms)])
+
+
+def retry(item: Item, command: c.Retry, now: datetime, policy: Policy) -> Decision:
+    """Publish again only the platforms that failed; published ones are never posted twice."""
+    again = tuple(p for p, row in item.platform_status.items()
+                  if row.status is PlatformState.FAILED)
+    rows = {p: replace(row, status=PlatformState.PENDING, attempts=0, error=None,
+                       next_attempt_at=now, in_round=True) if p in again
+            else replace(row, in_round=False)
+            for p, row in item.platform_status.items()}
+    new = item.evolve(status=Status.PUBLISHING, platform_status=rows, retry_count=0,
+                      failure_reason=None)
+    return Decision(new, [e.PublishingStarted(again)])
+
+
+def request_download(item: Item, command: c.RequestDownload, now: datetime,
+                     policy: Policy) -> Decision:
+    return Decision(item, [e.DownloadRequested()])
+
+
+def publish_due(item: Item, command: c.PublishDue, now: datetime, policy: Policy) -> Decision:
+    """Publish a scheduled item whose time has come; one found too late fails as missed."""
+    if (item.status is not Status.SCHEDULED or item.scheduled_at != command.scheduled_at
+            or item.scheduled_at > now):
+        return Decision(item)  # rescheduled, published by hand, or not yet due: nothing to do
+    if now - item.scheduled_at > policy.max_lateness:
+        rows = {p: PlatformStatus(p, status=PlatformState.FAILED, error=MISSED)
+                for p in item.platforms}
+        new = item.evolve(status=Status.FAILED, platform_status=rows, failure_reason=MISSED)
+        failed = [e.PlatformFailed(p, 0, MISSED) for p in item.platforms]
+        return Decision(new, [*failed, e.ItemFailed(MISSED)])
+    return start_publishing(item, item.platforms, now)
+
+
+def record_platform_result(item: Item, command: c.RecordPlatformResult, now: datetime,
+                           policy: Policy) -> Decision:
+    platform = check_platform(command.platform)
+    row = item.platform_status.get(platform)
+    if item.status is not Status.PUBLISHING or row is None or row.resolved:
+        return Decision(item)  # a late or repeated answer: the platform is settled already
+    if command.outcome != "published" and command.key_attempt != row.key_attempt:
+        return Decision(item)  # an answer to an attempt that was superseded
+    retries = item.retry_count
+    if command.outcome == "published":
+        row = replace(row, status=PlatformState.PUBLISHED, post_id=command.post_id,
+                      post_url=command.post_url, published_at=now, error=None,
+                      next_attempt_at=None)
+        event: e.Event = e.PlatformPublished(platform, row.attempts, command.post_id or "",
+                                             command.post_url)
+    elif command.outcome == "transient" and not gives_up(row.attempts, policy):
+        delay = backoff_seconds(row.attempts, policy, command.jitter, command.retry_after)
+        row = replace(row, status=PlatformState.PENDING, error=command.error,
+                      next_attempt_at=now + timedelta(seconds=delay))
+        retries += 1
+        event = e.PlatformRetryScheduled(platform, row.attempts, command.error or "",
+                                         row.next_attempt_at)
+    else:
+        # A definite refusal advances the key; an unresolved transient keeps it, so that a
+        # later retry is recognised by the platform if the post went through after all.
+        key = row.key_attempt + 1 if command.outcome == "rejected" else row.key_attempt
+        row = replace(row, status=PlatformState.FAILED, error=command.error or "failed",
+                      key_attempt=key, next_attempt_at=None)
+        event = e.PlatformFailed(platform, row.attempts, row.error)
+    rows = {**item.platform_status, platform: row}
+    new = item.evolve(platform_status=rows, retry_count=retries)
+    return settle(new, [event])
+
+
+def settle(item: Item, events: list[e.Event]) -> Decision:
+    """Once every platform has its outcome, the item is published or failed."""
+    rows = item.platform_status.values()
+    if not all(r.resolved for r in rows):
+        return Decision(item, events)
+    failed = sorted(r.platform.value for r in rows if r.status is PlatformState.FAILED)
+    if not failed:
+        return Decision(replace(item, status=Status.PUBLISHED), [*events, e.ItemPublished()])
+    reason = "failed on " + ", ".join(failed)
+    return Decision(replace(item, status=Status.FAILED, failure_reason=reason),
+                    [*events, e.ItemFailed(reason)])
+
+
+USER_COMMANDS = {
+    c.AddOverlay: add_overlay,
+    c.Schedule: schedule,
+    c.Reschedule: reschedule,
+    c.Publish: publish,
+    c.Retry: retry,
+    c.RequestDownload: request_download,
+}

@@ -1,0 +1,1 @@
+"""Platform adapters: one interface, a simulated stand-in and an HTTP gateway client."""

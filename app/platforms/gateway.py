@@ -1,0 +1,50 @@
+"""The one interface every platform adapter speaks, and what a post attempt can end in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class Outcome(StrEnum):
+    PUBLISHED = "published"   # 201, or 409 "already posted with that key"
+    TRANSIENT = "transient"   # 429, 5xx, timeout, reset: try again later with the same key
+    REJECTED = "rejected"     # any other 4xx: fails that platform for good
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    item_id: str
+    platform: str
+    clip_id: str
+    influencer_id: str
+    media_url: str
+    caption: dict[str, Any] = field(default_factory=lambda: {"text": "", "hashtags": []})
+    overlays: list[dict[str, Any]] = field(default_factory=list)
+    key_attempt: int = 1
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.item_id}:{self.platform}:{self.key_attempt}"
+
+    def body(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "clip_id": self.clip_id,
+                "influencer_id": self.influencer_id, "media_url": self.media_url,
+                "caption": self.caption, "overlays": self.overlays}
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    outcome: Outcome
+    post_id: str | None = None
+    post_url: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+class PlatformGateway(Protocol):
+    async def post(self, request: PostRequest) -> PublishOutcome:
+        """Post a clip; never raises for what the platform answered or for a timeout."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,66 @@
+"""Wire records: the claimed event we consume, and the commands and replies between workers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.envelope import Envelope
+
+Id = Field(min_length=1, max_length=200)
+
+CommandKind = Literal["add-overlay", "schedule", "reschedule", "publish", "publish-multi",
+                      "retry", "download", "publish-due", "platform-result"]
+
+CLAIMED_EVENT_TYPES = {"distribution.claimed"}
+
+
+class ClaimData(BaseModel):
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    claim_id: str = Id
+    clip_id: str = Id
+    influencer_id: str = Id
+    campaign_id: str | None = Field(None, min_length=1, max_length=200)
+    claimed_at: datetime
+
+    @field_validator("claimed_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("claimed_at needs an offset")
+        return value.astimezone(timezone.utc)
+
+
+class ClaimedEvent(Envelope):
+    data: ClaimData  # type: ignore[assignment]
+
+    @field_validator("event_type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in CLAIMED_EVENT_TYPES:
+            raise ValueError(f"unknown event_type {value!r}")
+        return value
+
+
+class Command(BaseModel):
+    """An order for one item, keyed by the item id on distribution.commands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command_id: str = Id
+    kind: CommandKind
+    item_id: str = Id
+    actor: str | None = None  # the influencer asking; None for the service's own commands
+    trace_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    issued_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Reply(BaseModel):
+    ok: bool
+    item: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None

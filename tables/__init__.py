@@ -1,0 +1,1 @@
+"""Faust tables: only what the topics can rebuild."""

@@ -1,0 +1,361 @@
+"""The contract files (DESIGN §3) are valid, self-consistent and cover every route and event.
+
+No service runs here: these tests read `contracts/` only. When `openapi-spec-validator` or
+`jsonschema` is installed they do the full validation; otherwise they check the structure by
+hand (every `$ref` resolves, every route and method is there, required keys are present).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urldefrag, urljoin
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENAPI_PATH = ROOT / "contracts" / "api" / "v1" / "distribution-service.openapi.json"
+EVENTS_DIR = ROOT / "contracts" / "events" / "v1"
+EVENT_SCHEMA_FILES = (
+    "envelope.schema.json",
+    "distribution.claimed.schema.json",
+    "distribution.published.schema.json",
+    "distribution.failed.schema.json",
+    "distribution.claimed.dlq.schema.json",
+)
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+HAVE_OPENAPI_VALIDATOR = importlib.util.find_spec("openapi_spec_validator") is not None
+HAVE_JSONSCHEMA = importlib.util.find_spec("jsonschema") is not None
+
+ITEM = "/api/v1/distribution/items/{id}"
+#: (path, method, success status, needs the bearer token, has a request body)
+ROUTES = [
+    (f"{ITEM}/overlays", "post", "200", True, True),
+    (f"{ITEM}/preview", "get", "200", True, False),
+    (f"{ITEM}/schedule", "post", "200", True, True),
+    (f"{ITEM}/reschedule", "post", "200", True, True),
+    (f"{ITEM}/publish", "post", "202", True, True),
+    (f"{ITEM}/publish-multi", "post", "202", True, True),
+    (f"{ITEM}/retry", "post", "202", True, True),
+    (f"{ITEM}/download", "post", "200", True, True),
+    (ITEM, "get", "200", True, False),
+    ("/api/v1/distribution/downloads/{id}", "get", "302", False, False),
+    ("/api/v1/distribution/stats", "get", "200", False, False),
+    ("/healthz", "get", "200", False, False),
+    ("/readyz", "get", "200", False, False),
+    ("/metrics", "get", "200", False, False),
+    ("/openapi.json", "get", "200", False, False),
+]
+#: Operations whose outcome depends on the item's status.
+STATEFUL = {"overlays", "schedule", "reschedule", "publish", "publish-multi", "retry"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers: JSON pointers, $ref walking and a required-keys check for when jsonschema is absent.
+
+
+def load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def resolve_pointer(document: Any, pointer: str) -> Any:
+    """Follow a JSON pointer (`/components/schemas/Item`); KeyError/IndexError if it leads nowhere."""
+    node = document
+    if not pointer:
+        return node
+    for token in pointer.lstrip("/").split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        node = node[int(token)] if isinstance(node, list) else node[token]
+    return node
+
+
+def refs_in(node: Any, base: str) -> list[tuple[str, str]]:
+    """Every `$ref` below node as (absolute target, where it was found), `$id` scopes honoured."""
+    found: list[tuple[str, str]] = []
+
+    def walk(value: Any, scope: str, where: str) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("$id"), str):
+                scope = urljoin(scope, value["$id"])
+            if isinstance(value.get("$ref"), str):
+                found.append((urljoin(scope, value["$ref"]), where))
+            for key, child in value.items():
+                walk(child, scope, f"{where}/{key}")
+        elif isinstance(value, list):
+            for index, child in enumerate(value):
+                walk(child, scope, f"{where}/{index}")
+
+    walk(node, base, "#")
+    return found
+
+
+def make_resolver(documents: dict[str, Any]) -> Callable[[str], Any]:
+    """uri#pointer -> the schema it names, looked up among documents keyed by base URI."""
+
+    def resolve(uri: str) -> Any:
+        document_uri, fragment = urldefrag(uri)
+        return resolve_pointer(documents[document_uri], fragment)
+
+    return resolve
+
+
+def missing_required(instance: Any, schema: Any, base: str, resolve: Callable[[str], Any],
+                     where: str = "$") -> list[str]:
+    """Required keys missing and consts not matched, following $ref, allOf, properties, items.
+
+    Not a validator: the hand check used when `jsonschema` is not installed.
+    """
+    if not isinstance(schema, dict):
+        return []
+    if isinstance(schema.get("$id"), str):
+        base = urljoin(base, schema["$id"])
+    problems: list[str] = []
+    if isinstance(schema.get("$ref"), str):
+        target = urljoin(base, schema["$ref"])
+        problems += missing_required(instance, resolve(target), urldefrag(target)[0], resolve, where)
+    for part in schema.get("allOf", []):
+        problems += missing_required(instance, part, base, resolve, where)
+    if "const" in schema and instance != schema["const"]:
+        problems.append(f"{where}: expected {schema['const']!r}, got {instance!r}")
+    if isinstance(instance, dict):
+        problems += [f"{where}.{key}: missing" for key in schema.get("required", [])
+                     if key not in instance]
+        for key, child_schema in schema.get("properties", {}).items():
+            if key in instance:
+                problems += missing_required(instance[key], child_schema, base, resolve,
+                                             f"{where}.{key}")
+    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for index, element in enumerate(instance):
+            problems += missing_required(element, schema["items"], base, resolve,
+                                         f"{where}[{index}]")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# The OpenAPI document.
+
+OPENAPI_URI = OPENAPI_PATH.as_uri()
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict[str, Any]:
+    return load(OPENAPI_PATH)
+
+
+def operations(doc: dict[str, Any]):
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield path, method, operation
+
+
+def test_the_openapi_document_is_a_valid_openapi_3_1_document(openapi):
+    assert openapi["openapi"].startswith("3.1.")
+    assert openapi["info"]["title"] and openapi["info"]["version"]
+    if HAVE_OPENAPI_VALIDATOR:
+        from openapi_spec_validator import validate
+        validate(openapi)  # raises on any violation of the OpenAPI 3.1 schema
+    else:
+        for path, method, operation in operations(openapi):
+            assert path.startswith("/"), path
+            assert operation.get("responses"), f"{method.upper()} {path} documents no response"
+            for status in operation["responses"]:
+                assert status == "default" or (status.isdigit() and len(status) == 3), status
+        ids = [op["operationId"] for _, _, op in operations(openapi)]
+        assert len(ids) == len(set(ids)), "operationIds must be unique"
+
+
+def test_every_ref_in_the_openapi_document_resolves(openapi):
+    resolve = make_resolver({OPENAPI_URI: openapi})
+    refs = refs_in(openapi, OPENAPI_URI)
+    assert refs, "the document uses components, so it has $refs"
+    for target, where in refs:
+        try:
+            resolve(target)
+        except (KeyError, IndexError, ValueError):
+            pytest.fail(f"$ref at {where} does not resolve: {target}")
+
+
+@pytest.mark.parametrize("path, method, success, authed, has_body", ROUTES,
+                         ids=[f"{m.upper()} {p}" for p, m, *_ in ROUTES])
+def test_every_route_of_the_contract_is_documented_with_its_answers(
+        openapi, path, method, success, authed, has_body):
+    operation = openapi["paths"].get(path, {}).get(method)
+    assert operation is not None, f"{method.upper()} {path} is missing"
+    responses = operation["responses"]
+    assert success in responses
+    declared = {p["name"] for p in _parameters(openapi, operation) if p["in"] == "path"}
+    assert declared == set(_template_names(path))
+
+    if authed:
+        assert {"bearerAuth": []} in operation.get("security", openapi.get("security", []))
+        assert {"401", "403", "404", "503"} <= responses.keys()
+        assert ("409" in responses) == (path.rsplit("/", 1)[-1] in STATEFUL)
+    else:
+        assert operation.get("security", []) == []
+    if has_body:
+        assert "requestBody" in operation and "400" in responses
+        headers = {p["name"] for p in _parameters(openapi, operation) if p["in"] == "header"}
+        assert "Idempotency-Key" in headers
+
+
+def test_error_answers_share_one_body_and_unavailable_says_when_to_retry(openapi):
+    resolve = make_resolver({OPENAPI_URI: openapi})
+    components = openapi["components"]["responses"]
+    for name, response in components.items():
+        schema = response["content"]["application/json"]["schema"]
+        assert {"$ref": "#/components/schemas/Error"} in schema["allOf"], name
+    assert components["Unavailable"]["headers"]["Retry-After"]["required"] is True
+    error = resolve(f"{OPENAPI_URI}#/components/schemas/Error")
+    assert error["properties"]["error"]["required"] == ["code", "message", "details"]
+
+
+def test_the_documented_examples_carry_every_required_key(openapi):
+    resolve = make_resolver({OPENAPI_URI: openapi})
+    schemas = openapi["components"]["schemas"]
+    checked = 0
+    for name, schema in schemas.items():
+        if "example" in schema:
+            assert missing_required(schema["example"], schema, OPENAPI_URI, resolve) == [], name
+            checked += 1
+    assert checked >= 3
+    bare_item = copy.deepcopy(schemas["Item"]["example"])
+    del bare_item["platform_status"][0]["attempts"]
+    assert missing_required(bare_item, schemas["Item"], OPENAPI_URI, resolve) == [
+        "$.platform_status[0].attempts: missing"]
+
+
+def _parameters(doc: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, Any]]:
+    resolve = make_resolver({OPENAPI_URI: doc})
+    return [resolve(urljoin(OPENAPI_URI, p["$ref"])) if "$ref" in p else p
+            for p in operation.get("parameters", [])]
+
+
+def _template_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+# ---------------------------------------------------------------------------------------------
+# The event schemas.
+
+
+@pytest.fixture(scope="module")
+def event_schemas() -> dict[str, dict[str, Any]]:
+    return {name: load(EVENTS_DIR / name) for name in EVENT_SCHEMA_FILES}
+
+
+def _by_id(event_schemas: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {schema["$id"]: schema for schema in event_schemas.values()}
+
+
+def envelope(event_type: str, data: dict[str, Any], source: str = "M31",
+             key: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "event_version": 1,
+        "occurred_at": "2026-03-01T17:30:02.125Z",
+        "source": source,
+        "partition_key": key or data.get("item_id") or data.get("claim_id"),
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "data": data,
+    }
+
+
+OUTCOMES = [
+    {"platform": "tiktok", "status": "published", "post_id": "7301", "post_url":
+     "https://www.tiktok.com/@inf_42/video/7301", "attempts": 1, "error": None},
+    {"platform": "instagram", "status": "failed", "post_id": None, "post_url": None,
+     "attempts": 5, "error": "caption rejected"},
+]
+ITEM_FACTS = {"item_id": "clm_1", "influencer_id": "inf_42", "clip_id": "clip_7",
+              "campaign_id": "cmp_3"}
+SAMPLES = {
+    "envelope.schema.json": envelope("inventory.adjusted", {"sku": "A-1"}, source="M99",
+                                     key="A-1"),
+    "distribution.claimed.schema.json": envelope("distribution.claimed", {
+        "claim_id": "clm_1", "clip_id": "clip_7", "influencer_id": "inf_42",
+        "claimed_at": "2026-03-01T09:00:00Z"}, source="M09"),
+    "distribution.published.schema.json": envelope("distribution.published", {
+        **ITEM_FACTS, "status": "published", "platforms": OUTCOMES[:1], "results": OUTCOMES[:1],
+        "retry_count": 0}),
+    "distribution.failed.schema.json": envelope("distribution.failed", {
+        **ITEM_FACTS, "status": "failed", "platforms": OUTCOMES, "results": OUTCOMES[1:],
+        "retry_count": 4, "reason": "failed on instagram"}),
+    "distribution.claimed.dlq.schema.json": {
+        "reason": "invalid_json", "error": "Expecting value: line 1 column 1 (char 0)",
+        "topic": "distribution.claimed", "partition": 3, "offset": 1207, "key": "clm_9",
+        "value": "not json", "received_at": "2026-03-01T09:00:05Z"},
+}
+
+
+def test_every_event_schema_is_2020_12_and_every_ref_resolves(event_schemas):
+    by_id = _by_id(event_schemas)
+    assert len(by_id) == len(EVENT_SCHEMA_FILES), "each schema has its own $id"
+    resolve = make_resolver(by_id)
+    for name, schema in event_schemas.items():
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", name
+        assert schema["$id"].endswith("/" + name), name
+        for target, where in refs_in(schema, schema["$id"]):
+            try:
+                resolve(target)
+            except (KeyError, IndexError, ValueError):
+                pytest.fail(f"{name}: $ref at {where} does not resolve: {target}")
+        if HAVE_JSONSCHEMA:
+            from jsonschema import Draft202012Validator
+            Draft202012Validator.check_schema(schema)
+
+
+def test_the_envelope_requires_every_field(event_schemas):
+    assert set(event_schemas["envelope.schema.json"]["required"]) == {
+        "event_id", "event_type", "event_version", "occurred_at", "source", "partition_key",
+        "trace_id", "data"}
+
+
+#: Schemas whose sample is broken by dropping a top-level key rather than one in `data`.
+ENVELOPE_ONLY = {"envelope.schema.json", "distribution.claimed.dlq.schema.json"}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_a_sample_of_each_event_matches_its_schema_and_a_broken_one_does_not(event_schemas, name):
+    schema = event_schemas[name]
+    good = SAMPLES[name]
+    broken = copy.deepcopy(good)
+    if name in ENVELOPE_ONLY:
+        del broken[next(iter(broken))]  # event_id, reason: required at the top
+    else:
+        del broken["data"][next(iter(broken["data"]))]  # claim_id, item_id: required in data
+    if HAVE_JSONSCHEMA:
+        assert _jsonschema_errors(event_schemas, schema, good) == []
+        assert _jsonschema_errors(event_schemas, schema, broken) != []
+    else:
+        resolve = make_resolver(_by_id(event_schemas))
+        assert missing_required(good, schema, schema["$id"], resolve) == []
+        assert missing_required(broken, schema, schema["$id"], resolve) != []
+
+
+def test_an_event_of_the_wrong_type_does_not_match(event_schemas):
+    schema = event_schemas["distribution.published.schema.json"]
+    wrong = copy.deepcopy(SAMPLES["distribution.failed.schema.json"])
+    if HAVE_JSONSCHEMA:
+        assert _jsonschema_errors(event_schemas, schema, wrong) != []
+    else:
+        resolve = make_resolver(_by_id(event_schemas))
+        problems = missing_required(wrong, schema, schema["$id"], resolve)
+        assert "$.event_type: expected 'distribution.published', got 'distribution.failed'" in problems
+
+
+def _jsonschema_errors(event_schemas, schema, instance) -> list[str]:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    registry = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in event_schemas.values())
+    validator = Draft202012Validator(schema, registry=registry,
+                                     format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]

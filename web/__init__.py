@@ -1,0 +1,1 @@
+"""HTTP views: parse, ask the command agent, render."""

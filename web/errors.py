@@ -1,0 +1,47 @@
+"""The one error body, and the HTTP status of each error code."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from app.domain.errors import DomainError
+
+log = logging.getLogger("distribution.web")
+
+STATUS_BY_CODE = {
+    "invalid_request": 400, "unsupported_platform": 400, "unauthorized": 401,
+    "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
+    "invalid_state_transition": 409, "payload_too_large": 413, "internal": 500,
+    "unavailable": 503, "timeout": 504,
+}
+CODE_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+                  400: "invalid_request", 401: "unauthorized", 403: "forbidden"}
+RETRY_AFTER_SECONDS = "2"
+
+
+def error_response(code: str, message: str, details: dict | None = None) -> web.Response:
+    status = STATUS_BY_CODE.get(code, 400)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (503, 504) else None
+    if code == "unauthorized":
+        headers = {"WWW-Authenticate": 'Bearer realm="distribution"'}
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as err:
+        return error_response(err.code, err.message, err.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects
+        code = CODE_BY_STATUS.get(exc.status, "invalid_request")
+        return error_response(code, exc.reason or code)
+    except Exception:
+        log.exception("unexpected error", extra={"path": request.path,
+                                                  "method": request.method})
+        return error_response("internal", "an unexpected error occurred")

@@ -1,0 +1,84 @@
+"""Liveness, readiness (database and broker reachable), metrics, stats, the API document."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from faust.web import Request, Response, View
+
+from app.db.queries import Q
+from app.faust_app import app
+from tables.publish_stats import publish_stats, snapshot
+
+CHECK_TIMEOUT_SECONDS = 2.0
+OPENAPI = Path(__file__).resolve().parents[1] / "contracts/api/v1/distribution-service.openapi.json"
+
+
+async def check_database() -> str:
+    async with app.pool.acquire(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+        await conn.fetchval(Q["ping"], timeout=CHECK_TIMEOUT_SECONDS)
+    return "ok"
+
+
+async def check_broker() -> str:
+    client = app.producer._ensure_producer().client
+    await client.fetch_all_metadata()
+    return "ok"
+
+
+async def run_check(check) -> str:
+    try:
+        return await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:  # report, never raise: this is what readiness is for
+        return f"error: {type(exc).__name__}"
+
+
+@app.page("/healthz")
+class Liveness(View):
+    async def get(self, request: Request) -> Response:
+        return self.json({"status": "ok"})
+
+
+@app.page("/readyz")
+class Readiness(View):
+    async def get(self, request: Request) -> Response:
+        database, broker = await asyncio.gather(run_check(check_database),
+                                                run_check(check_broker))
+        checks = {"database": database, "broker": broker}
+        ready = all(v == "ok" for v in checks.values())
+        return self.json({"status": "ready" if ready else "unavailable", "checks": checks},
+                         status=200 if ready else 503)
+
+
+@app.page("/metrics")
+class Metrics(View):
+    async def get(self, request: Request) -> Response:
+        stats = snapshot()
+        lines = ["# HELP distribution_platform_outcomes Platform outcomes in the stats window.",
+                 "# TYPE distribution_platform_outcomes gauge"]
+        for platform, counts in stats["platforms"].items():
+            for outcome, n in counts.items():
+                lines.append(f'distribution_platform_outcomes{{platform="{platform}",'
+                             f'outcome="{outcome}"}} {n}')
+        pool = getattr(app, "pool", None)
+        if pool is not None:
+            lines += ["# TYPE distribution_db_pool_size gauge",
+                      f"distribution_db_pool_size {pool.get_size()}",
+                      "# TYPE distribution_db_pool_idle gauge",
+                      f"distribution_db_pool_idle {pool.get_idle_size()}"]
+        return self.text("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+
+
+@app.page("/api/v1/distribution/stats")
+class Stats(View):
+    @app.table_route(table=publish_stats, exact_key="tiktok")
+    async def get(self, request: Request) -> Response:
+        return self.json(snapshot())
+
+
+@app.page("/openapi.json")
+class OpenApi(View):
+    async def get(self, request: Request) -> Response:
+        return self.json(json.loads(OPENAPI.read_text()))
