@@ -1,0 +1,139 @@
+"""A claimed clip carried through every route to a published outcome, on real servers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+from tests.fakes.platform_server import Answer
+from tests.service import claimed_event
+from tests.support import eventually, unique
+
+ENVELOPE_FIELDS = {"event_id", "event_type", "event_version", "occurred_at", "source",
+                   "partition_key", "trace_id", "data"}
+
+
+async def claim_item(topics, pool, with_campaign: bool = False):
+    item_id, clip_id, influencer = unique("claim"), unique("clip"), unique("influencer")
+    campaign = unique("campaign")
+    await pool.execute("INSERT INTO clips (id, campaign_id) VALUES ($1, $2)", clip_id, campaign)
+    await topics.produce("distribution.claimed",
+                         claimed_event(item_id, clip_id, influencer,
+                                       campaign if with_campaign else None), key=item_id)
+    return item_id, clip_id, influencer, campaign
+
+
+async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_download(
+        api, topics, pool, fake_platforms):
+    item_id, clip_id, influencer, campaign = await claim_item(topics, pool)
+
+    item = await api.wait_for_item(item_id, influencer)
+    assert item["status"] == "claimed"
+    assert item["campaign_id"] == campaign  # resolved from M09's clips
+    claimed_at = datetime.fromisoformat(item["claimed_at"])
+    assert datetime.fromisoformat(item["claim_expires_at"]) - claimed_at == timedelta(hours=24)
+
+    code, item = await api.post(item_id, "overlays", influencer,
+                                {"type": "intro", "duration_seconds": 2.5})
+    assert code == 200, item
+    assert item["overlays"] == [{"type": "intro", "duration_seconds": 2.5}]
+
+    paris = ZoneInfo("Europe/Paris")
+    local = (datetime.now(paris) + timedelta(hours=2)).replace(microsecond=0, tzinfo=None)
+    code, item = await api.post(item_id, "schedule", influencer, {
+        "platforms": ["tiktok", "instagram", "youtube"],
+        "scheduled_at": local.isoformat(), "timezone": "Europe/Paris",
+        "caption": {"text": "Summer drop", "hashtags": ["ad", "summer"]}})
+    assert code == 200, item
+    assert item["status"] == "scheduled" and item["timezone"] == "Europe/Paris"
+    assert datetime.fromisoformat(item["scheduled_at"]) == local.replace(tzinfo=paris)
+
+    later = local + timedelta(hours=1)
+    code, item = await api.post(item_id, "reschedule", influencer,
+                                {"scheduled_at": later.isoformat(), "timezone": "Europe/Paris"})
+    assert code == 200, item
+    assert datetime.fromisoformat(item["scheduled_at"]) == later.replace(tzinfo=paris)
+    assert datetime.fromisoformat(item["scheduled_at_local"]).replace(tzinfo=None) == later
+
+    code, preview = await api.get(item_id, influencer, "preview")
+    assert code == 200, preview
+    assert [o["type"] for o in preview["overlays"]] == ["intro"]
+    assert preview["total_duration_seconds"] == preview["clip"]["duration_seconds"] + 2.5
+    assert {c["platform"] for c in preview["captions"]} == {"tiktok", "instagram", "youtube"}
+    assert preview["captions"][0]["rendered"] == "Summer drop #ad #summer"
+    assert preview["schedule"]["timezone"] == "Europe/Paris"
+
+    fake_platforms.script("instagram", Answer.status(400, message="caption rejected"))
+    code, item = await api.post(item_id, "publish-multi", influencer,
+                                {"platforms": ["tiktok", "instagram", "youtube"]})
+    assert code == 202, item
+    item = await api.wait_for_item(item_id, influencer, status="failed")
+    by_platform = {p["platform"]: p for p in item["platform_status"]}
+    assert by_platform["instagram"]["status"] == "failed"
+    assert "caption rejected" in by_platform["instagram"]["error"]
+    assert by_platform["tiktok"]["status"] == by_platform["youtube"]["status"] == "published"
+
+    code, item = await api.post(item_id, "retry", influencer)
+    assert code == 202, item
+    item = await api.wait_for_item(item_id, influencer, status="published")
+    assert {p["status"] for p in item["platform_status"]} == {"published"}
+    assert all(p["post_id"] for p in item["platform_status"])
+
+    # the failed platform alone was posted again; the others exactly once
+    assert len(fake_platforms.calls_for(item_id, "instagram")) == 2
+    assert len(fake_platforms.posts_for(item_id, "instagram")) == 1
+    for platform in ("tiktok", "youtube"):
+        assert len(fake_platforms.calls_for(item_id, platform)) == 1
+        assert len(fake_platforms.posts_for(item_id, platform)) == 1
+
+    published = await eventually(
+        lambda: topics.records_for("distribution.published", item_id), timeout=20,
+        what="the published event")
+    assert len({e["event_id"] for e in published}) == 1
+    event = published[0]
+    assert set(event) >= ENVELOPE_FIELDS
+    assert event["event_type"] == "distribution.published" and event["source"] == "M31"
+    assert event["partition_key"] == item_id and event["data"]["item_id"] == item_id
+    assert {p["platform"] for p in event["data"]["platforms"]} == {"tiktok", "instagram",
+                                                                  "youtube"}
+    assert [r["platform"] for r in event["data"]["results"]] == ["instagram"]
+    failed = await topics.records_for("distribution.failed", item_id)
+    assert len({e["event_id"] for e in failed}) == 1
+
+    analytics = await pool.fetch(
+        "SELECT platform, event_type FROM publishing_analytics WHERE item_id = $1", item_id)
+    assert sorted((a["platform"], a["event_type"]) for a in analytics) == [
+        ("instagram", "failed"), ("instagram", "published"), ("tiktok", "published"),
+        ("youtube", "published")]
+
+    code, link = await api.post(item_id, "download", influencer)
+    assert code == 200, link
+    assert datetime.fromisoformat(link["expires_at"]) > datetime.now(timezone.utc)
+    code, _ = await api.call("GET", link["url"])
+    assert code == 302
+    parts = urlsplit(link["url"])
+    tampered = urlunsplit(parts._replace(query=parts.query[:-1] + (
+        "0" if parts.query[-1] != "0" else "1")))
+    code, body = await api.call("GET", tampered)
+    assert code == 403 and body["error"]["code"] == "forbidden"
+    downloads = await pool.fetchval(
+        "SELECT count(*) FROM publishing_analytics WHERE item_id = $1 AND event_type = 'download'",
+        item_id)
+    assert downloads == 1
+
+
+async def test_a_scheduled_item_is_published_when_its_time_comes_without_any_request(
+        api, topics, pool, fake_platforms):
+    item_id, _, influencer, _ = await claim_item(topics, pool, with_campaign=True)
+    await api.wait_for_item(item_id, influencer)
+    when = datetime.now(timezone.utc) + timedelta(seconds=3)
+    code, item = await api.post(item_id, "schedule", influencer,
+                                {"platforms": ["tiktok", "snapchat"],
+                                 "scheduled_at": when.isoformat()})
+    assert code == 200, item
+    item = await api.wait_for_item(item_id, influencer, status="published", timeout=30)
+    assert {p["platform"] for p in item["platform_status"]} == {"tiktok", "snapchat"}
+    first_post = min(datetime.fromisoformat(p["published_at"]) for p in item["platform_status"])
+    assert first_post >= when
+    assert len(fake_platforms.posts_for(item_id)) == 2

@@ -1,0 +1,41 @@
+"""Helpers the tests share: polling with a deadline, unique ids, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+JWT_SECRET = "test-secret-of-the-distribution-service-suite"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 30.0,
+                     interval: float = 0.05, what: str = "condition") -> T:
+    """Poll `probe` until it returns something truthy; fail with its last value at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        last = await probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+        await asyncio.sleep(interval)
+
+
+def token(sub: str, secret: str = JWT_SECRET, **claims) -> str:
+    from datetime import timedelta
+
+    from web.auth import issue_token
+    if claims:
+        import jwt
+        return jwt.encode({"sub": sub, **claims}, secret, algorithm="HS256")
+    return issue_token(sub, secret, timedelta(hours=1))
