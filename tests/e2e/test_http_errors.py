@@ -1,0 +1,132 @@
+"""Every error code of the contract, produced by a real request, in the one error shape."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.service import claimed_event
+from tests.support import token, unique
+
+
+@pytest.fixture
+async def claimed_item(api, topics):
+    item_id, influencer = unique("claim"), unique("influencer")
+    event = claimed_event(item_id, unique("clip"), influencer, unique("campaign"))
+    await topics.produce("distribution.claimed", event, key=item_id)
+    await api.wait_for_item(item_id, influencer)
+    return item_id, influencer
+
+
+def assert_error(code: int, body: dict, status: int, error_code: str) -> dict:
+    assert code == status, body
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == error_code
+    assert body["error"]["message"]
+    return body["error"]
+
+
+async def test_an_unknown_item_is_not_found(api):
+    code, body = await api.get(unique("nothing"), unique("influencer"))
+    assert_error(code, body, 404, "not_found")
+    code, body = await api.post(unique("nothing"), "retry", unique("influencer"))
+    assert_error(code, body, 404, "not_found")
+
+
+async def test_an_unknown_route_is_not_found_in_the_same_shape(api):
+    code, body = await api.call("GET", f"{api.base}/api/v1/distribution/nowhere")
+    assert_error(code, body, 404, "not_found")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"type": "intro", "duration_seconds": 3.001}, "duration_seconds"),
+    ({"type": "intro", "duration_seconds": 0}, "duration_seconds"),
+    ({"type": "sideways", "duration_seconds": 1}, "type"),
+    ({"type": "intro"}, "duration_seconds"),
+    ({"type": "intro", "duration_seconds": "long"}, "duration_seconds"),
+])
+async def test_a_bad_overlay_is_a_400_naming_the_field(api, claimed_item, body, field):
+    item_id, influencer = claimed_item
+    code, answer = await api.post(item_id, "overlays", influencer, body)
+    assert assert_error(code, answer, 400, "invalid_request")["details"]["field"] == field
+
+
+async def test_a_body_that_is_not_json_is_a_400(api, claimed_item):
+    item_id, influencer = claimed_item
+    async with api.session.post(api.item_url(item_id, "overlays"), data=b"{oops",
+                                headers={"Authorization": f"Bearer {token(influencer)}"}) as r:
+        assert_error(r.status, await r.json(), 400, "invalid_request")
+
+
+async def test_schedule_errors_name_the_field(api, claimed_item):
+    item_id, influencer = claimed_item
+    soon = (datetime.now(timezone.utc) + timedelta(days=31)).isoformat()
+    cases = [
+        ({"platforms": ["tiktok"], "scheduled_at": soon}, "scheduled_at"),
+        ({"platforms": ["tiktok"], "scheduled_at": "2026-03-29T02:30:00",
+          "timezone": "Europe/Paris"}, "scheduled_at"),
+        ({"platforms": ["tiktok"], "scheduled_at": "2030-01-01T10:00:00",
+          "timezone": "Mars/Olympus"}, "timezone"),
+        ({"platforms": ["tiktok"], "scheduled_at": "2030-01-01T10:00:00"}, "timezone"),
+        ({"scheduled_at": soon}, "platforms"),
+    ]
+    for body, field in cases:
+        code, answer = await api.post(item_id, "schedule", influencer, body)
+        assert assert_error(code, answer, 400, "invalid_request")["details"]["field"] == field
+
+
+async def test_an_unsupported_platform_has_its_own_code(api, claimed_item):
+    item_id, influencer = claimed_item
+    code, body = await api.post(item_id, "publish", influencer, {"platform": "myspace"})
+    assert assert_error(code, body, 400, "unsupported_platform")["details"]["field"]
+
+
+async def test_missing_bad_and_expired_tokens_are_401(api, claimed_item):
+    item_id, _ = claimed_item
+    url = api.item_url(item_id, "retry")
+    code, body = await api.call("POST", url, body={})
+    assert_error(code, body, 401, "unauthorized")
+    forged = token("someone", secret="not-the-service-secret-not-the-service-secret")
+    code, body = await api.call("POST", url, body={},
+                                headers={"Authorization": f"Bearer {forged}"})
+    assert_error(code, body, 401, "unauthorized")
+    expired = token("someone", exp=datetime.now(timezone.utc) - timedelta(minutes=5))
+    code, body = await api.call("GET", api.item_url(item_id),
+                                headers={"Authorization": f"Bearer {expired}"})
+    assert_error(code, body, 401, "unauthorized")
+
+
+async def test_another_influencer_is_forbidden_everywhere(api, claimed_item):
+    item_id, _ = claimed_item
+    stranger = unique("stranger")
+    for action, body in [("overlays", {"type": "intro", "duration_seconds": 1}),
+                         ("publish", {"platform": "tiktok"}), ("download", {}), ("retry", {})]:
+        code, answer = await api.post(item_id, action, stranger, body)
+        assert_error(code, answer, 403, "forbidden")
+    for action in ("", "preview"):
+        code, answer = await api.get(item_id, stranger, action)
+        assert_error(code, answer, 403, "forbidden")
+
+
+async def test_a_transition_the_state_machine_forbids_is_a_409(api, claimed_item):
+    item_id, influencer = claimed_item
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    code, body = await api.post(item_id, "reschedule", influencer, {"scheduled_at": later})
+    error = assert_error(code, body, 409, "invalid_state_transition")
+    assert error["details"]["status"] == "claimed"
+    code, body = await api.post(item_id, "retry", influencer)
+    assert_error(code, body, 409, "invalid_state_transition")
+
+
+async def test_the_same_idempotency_key_takes_effect_once(api, claimed_item):
+    item_id, influencer = claimed_item
+    headers = {"Idempotency-Key": unique("key")}
+    body = {"type": "outro", "duration_seconds": 1.5}
+    first = await api.post(item_id, "overlays", influencer, body, headers=headers)
+    second = await api.post(item_id, "overlays", influencer, body, headers=headers)
+    assert first[0] == second[0] == 200
+    assert first[1]["version"] == second[1]["version"]
+    code, item = await api.get(item_id, influencer)
+    assert item["version"] == first[1]["version"]
