@@ -1,0 +1,48 @@
+"""What operators and integrators read: health, readiness, metrics, stats, the API document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.service import claimed_event
+from tests.support import eventually, unique
+
+OPENAPI = Path(__file__).resolve().parents[2] / "contracts/api/v1/distribution-service.openapi.json"
+
+
+async def test_liveness_and_readiness_report_ok(api):
+    assert await api.call("GET", f"{api.base}/healthz") == (200, {"status": "ok"})
+    code, body = await api.call("GET", f"{api.base}/readyz")
+    assert code == 200 and body == {"status": "ready",
+                                    "checks": {"database": "ok", "broker": "ok"}}
+
+
+async def test_the_service_serves_its_openapi_document(api):
+    code, body = await api.call("GET", f"{api.base}/openapi.json")
+    assert code == 200 and body == json.loads(OPENAPI.read_text())
+
+
+async def test_stats_count_platform_outcomes_from_the_outcome_topics(api, topics):
+    code, before = await api.call("GET", f"{api.base}/api/v1/distribution/stats")
+    assert code == 200, before
+    item_id, influencer = unique("claim"), unique("influencer")
+    await topics.produce("distribution.claimed",
+                         claimed_event(item_id, unique("clip"), influencer, unique("c")),
+                         key=item_id)
+    await api.wait_for_item(item_id, influencer)
+    code, _ = await api.post(item_id, "publish-multi", influencer,
+                             {"platforms": ["snapchat", "youtube"]})
+    assert code == 202
+    await api.wait_for_item(item_id, influencer, status="published")
+
+    async def counted():
+        code, now = await api.call("GET", f"{api.base}/api/v1/distribution/stats")
+        grown = all(now["platforms"][p]["published"] == before["platforms"][p]["published"] + 1
+                    for p in ("snapchat", "youtube"))
+        return now if code == 200 and grown else None
+
+    after = await eventually(counted, timeout=30, what="stats counting the outcome")
+    assert after["platforms"]["tiktok"] == before["platforms"]["tiktok"]
+    code, text = await api.call("GET", f"{api.base}/metrics")
+    assert code == 200 and 'distribution_platform_outcomes{platform="youtube"' in text["text"]
