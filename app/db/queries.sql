@@ -117,24 +117,28 @@ VALUES ($1, $2, $3, $4)
 SELECT reply FROM distribution_processed_commands WHERE command_id = $1
 
 -- name: record_processed_command
--- $1 command id, $2 item id, $3 kind, $4 reply
+-- A copy of a command for an item that does not exist (no row lock to queue on) may have
+-- recorded its identical refusal meanwhile. $1 command id, $2 item id, $3 kind, $4 reply
 INSERT INTO distribution_processed_commands (command_id, item_id, kind, reply)
 VALUES ($1, $2, $3, $4)
+ON CONFLICT (command_id) DO NOTHING
 
 -- name: claim_due_items
 -- Marks a batch of due scheduled items as enqueued (skipping rows another scheduler
 -- holds) and returns them; an enqueue older than $3 is taken again, in case its
--- command was lost. $1 now, $2 batch size, $3 requeue cutoff
-UPDATE distribution_items i
+-- command was lost. The ids come from an array (not a join), so the update finds them
+-- by primary key: a join let the planner hash-join against a scan of the whole table.
+-- $1 now, $2 batch size, $3 requeue cutoff
+UPDATE distribution_items
 SET due_enqueued_at = $1
-FROM (SELECT id FROM distribution_items
+WHERE id = ANY(ARRAY(
+      SELECT id FROM distribution_items
       WHERE status = 'scheduled' AND scheduled_at <= $1
         AND (due_enqueued_at IS NULL OR due_enqueued_at < $3)
       ORDER BY scheduled_at
       LIMIT $2
-      FOR UPDATE SKIP LOCKED) due
-WHERE i.id = due.id
-RETURNING i.id, i.scheduled_at
+      FOR UPDATE SKIP LOCKED))
+RETURNING id, scheduled_at
 
 -- name: claim_platform_attempts
 -- Takes a batch of platforms waiting for an attempt (or whose lease ran out), records
@@ -156,7 +160,7 @@ SELECT claimed.*, i.influencer_id, i.clip_id,
     (SELECT to_jsonb(c) FROM distribution_captions c WHERE c.item_id = i.id) AS caption,
     (SELECT coalesce(jsonb_agg(jsonb_build_object('type', o.type,
                                                   'duration_seconds', o.duration_seconds)
-                               ORDER BY o.type DESC), '[]'::jsonb)
+                               ORDER BY o.type), '[]'::jsonb)  -- play order: intro, outro
        FROM distribution_overlays o WHERE o.item_id = i.id) AS overlays
 FROM claimed JOIN distribution_items i ON i.id = claimed.item_id
 

@@ -1,0 +1,323 @@
+"""app.db.jobs (due items, platform attempts) and app.db.outbox on the real database.
+
+These queries take work from the whole table, so the module runs on a database of its own,
+emptied before each test, with two pools standing for two workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app.db.jobs import claim_due_items, claim_platform_attempts
+from app.db.outbox import OutboxRepository
+from app.db.pool import create_pool
+from app.db.queries import Q
+from app.envelope import make_envelope
+from tests.support import unique
+
+REQUEUE = timedelta(minutes=5)
+LEASE = timedelta(seconds=30)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+async def worker_pools(create_database):
+    url = await create_database("distribution_jobs")
+    a, b = await create_pool(url, 1, 4), await create_pool(url, 1, 4)
+    yield a, b
+    await asyncio.gather(a.close(), b.close())
+
+
+@pytest.fixture
+async def pools(worker_pools):
+    a, _ = worker_pools
+    async with a.acquire() as conn:
+        await conn.execute("TRUNCATE distribution_items, distribution_outbox CASCADE")
+    return worker_pools
+
+
+async def insert_item(conn, status: str = "scheduled", scheduled_at: datetime | None = None,
+                      due_enqueued_at: datetime | None = None,
+                      platforms: tuple[str, ...] = ("tiktok",)) -> str:
+    item_id = unique("item")
+    await conn.execute(
+        "INSERT INTO distribution_items (id, influencer_id, clip_id, campaign_id, status,"
+        " claimed_at, claim_expires_at, scheduled_at, timezone, platforms, due_enqueued_at)"
+        " VALUES ($1, 'inf-' || $1, 'clip-' || $1, 'camp', $2, now(), now() + interval '1 day',"
+        " $3::timestamptz, CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE 'UTC' END, $4, $5)",
+        item_id, status, scheduled_at, list(platforms), due_enqueued_at)
+    return item_id
+
+
+async def insert_platform_row(conn, item_id: str, platform: str, status: str = "pending",
+                              next_attempt_at: datetime | None = None, attempts: int = 0,
+                              key_attempt: int = 1, post_id: str | None = None) -> None:
+    await conn.execute(
+        "INSERT INTO distribution_platform_status (item_id, platform, status, attempts,"
+        " key_attempt, next_attempt_at, post_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        item_id, platform, status, attempts, key_attempt, next_attempt_at, post_id)
+
+
+async def drain(calls) -> list:
+    """Run rounds of concurrent calls until a round returns nothing; everything returned."""
+    taken = []
+    while True:
+        rounds = await asyncio.gather(*(call() for call in calls))
+        got = [x for r in rounds for x in r]
+        if not got:
+            return taken
+        taken.extend(got)
+
+
+# ------------------------------------------------------------------------------------------
+# claim_due_items
+
+
+async def test_due_items_are_handed_out_once_to_schedulers_running_at_the_same_time(pools):
+    a, b = pools
+    now = utcnow()
+    async with a.acquire() as conn:
+        due = [await insert_item(conn, scheduled_at=now - timedelta(seconds=i))
+               for i in range(240)]
+        later = [await insert_item(conn, scheduled_at=now + timedelta(seconds=1 + i))
+                 for i in range(10)]
+        others = [await insert_item(conn, status="claimed") for _ in range(5)]
+        others += [await insert_item(conn, status="publishing", scheduled_at=now - timedelta(1))
+                   for _ in range(5)]
+
+    def scheduler(pool):
+        return lambda: claim_due_items(pool, now, 17, REQUEUE)
+
+    taken = await drain([scheduler(a), scheduler(b), scheduler(a), scheduler(b)])
+
+    ids = [t.item_id for t in taken]
+    assert len(ids) == len(set(ids)), "an item was handed out twice"
+    assert set(ids) == set(due)
+    by_id = {t.item_id: t.scheduled_at for t in taken}
+    assert by_id[due[7]] == now - timedelta(seconds=7)
+    async with a.acquire() as conn:
+        marks = dict(await conn.fetch("SELECT id, due_enqueued_at FROM distribution_items"))
+    assert {marks[i] for i in due} == {now}
+    assert {marks[i] for i in later + others} == {None}
+
+
+async def test_a_batch_takes_the_earliest_due_items_and_skips_those_not_yet_due(pools):
+    a, _ = pools
+    now = utcnow()
+    async with a.acquire() as conn:
+        ids = [await insert_item(conn, scheduled_at=now - timedelta(minutes=m))
+               for m in (1, 5, 3, 4, 2)]
+        await insert_item(conn, scheduled_at=now + timedelta(seconds=1))
+
+    first = await claim_due_items(a, now, 3, REQUEUE)
+    assert {t.item_id for t in first} == {ids[1], ids[3], ids[2]}  # 5, 4, 3 minutes late
+    rest = await claim_due_items(a, now, 10, REQUEUE)
+    assert {t.item_id for t in rest} == {ids[4], ids[0]}
+    assert await claim_due_items(a, now, 10, REQUEUE) == []
+
+
+async def test_an_enqueue_older_than_the_cutoff_is_taken_again(pools):
+    a, _ = pools
+    now = utcnow()
+    async with a.acquire() as conn:
+        stale = await insert_item(conn, scheduled_at=now - timedelta(minutes=20),
+                                  due_enqueued_at=now - timedelta(minutes=10))
+        fresh = await insert_item(conn, scheduled_at=now - timedelta(minutes=20),
+                                  due_enqueued_at=now - timedelta(minutes=1))
+
+    assert [t.item_id for t in await claim_due_items(a, now, 10, REQUEUE)] == [stale]
+    assert await claim_due_items(a, now, 10, REQUEUE) == []
+    async with a.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT due_enqueued_at FROM distribution_items WHERE id = $1", stale) == now
+    later = now + timedelta(minutes=6)
+    assert {t.item_id for t in await claim_due_items(a, later, 10, REQUEUE)} == {stale, fresh}
+
+
+# ------------------------------------------------------------------------------------------
+# claim_platform_attempts
+
+
+async def test_platform_attempts_whose_time_came_are_recorded_before_they_are_returned(pools):
+    a, b = pools
+    now = utcnow()
+    async with a.acquire() as conn:
+        one = await insert_item(conn, status="publishing", platforms=("tiktok", "youtube"))
+        await insert_platform_row(conn, one, "tiktok", next_attempt_at=now - timedelta(seconds=1),
+                                  key_attempt=2, attempts=3)
+        await insert_platform_row(conn, one, "youtube", next_attempt_at=now + timedelta(seconds=1))
+        await conn.execute(Q["upsert_caption"], one, "hello", ["a", "b"], None,
+                           {"tiktok": {"text": "hi tiktok", "hashtags": ["t"]}})
+        await conn.execute(Q["upsert_overlay"], one, "outro", 2.0)
+        await conn.execute(Q["upsert_overlay"], one, "intro", 1.5)
+        two = await insert_item(conn, status="publishing",
+                                platforms=("instagram", "snapchat", "youtube"))
+        await insert_platform_row(conn, two, "instagram", next_attempt_at=now)
+        await insert_platform_row(conn, two, "snapchat", status="published", post_id="s1",
+                                  next_attempt_at=now - timedelta(minutes=1))
+        await insert_platform_row(conn, two, "youtube", status="failed",
+                                  next_attempt_at=now - timedelta(minutes=1))
+
+    taken = await claim_platform_attempts(a, now, 10, LEASE)
+
+    assert {(t.item_id, t.platform) for t in taken} == {(one, "tiktok"), (two, "instagram")}
+    tiktok = next(t for t in taken if t.item_id == one)
+    assert (tiktok.attempts, tiktok.key_attempt) == (4, 2)
+    assert (tiktok.influencer_id, tiktok.clip_id) == (f"inf-{one}", f"clip-{one}")
+    assert tiktok.caption == {"text": "hi tiktok", "hashtags": ["t"]}
+    assert tiktok.overlays == [{"type": "intro", "duration_seconds": 1.5},
+                               {"type": "outro", "duration_seconds": 2.0}]  # play order
+    instagram = next(t for t in taken if t.item_id == two)
+    assert (instagram.attempts, instagram.key_attempt, instagram.overlays) == (1, 1, [])
+    assert instagram.caption == {"text": "", "hashtags": []}
+    async with b.acquire() as conn:  # committed: another worker sees the attempt recorded
+        rows = {(r["item_id"], r["platform"]): r for r in await conn.fetch(
+            "SELECT * FROM distribution_platform_status")}
+    assert (rows[one, "tiktok"]["status"], rows[one, "tiktok"]["attempts"],
+            rows[one, "tiktok"]["next_attempt_at"]) == ("publishing", 4, now + LEASE)
+    assert (rows[two, "instagram"]["status"], rows[two, "instagram"]["attempts"],
+            rows[two, "instagram"]["next_attempt_at"]) == ("publishing", 1, now + LEASE)
+    assert rows[one, "youtube"]["status"] == "pending" and rows[one, "youtube"]["attempts"] == 0
+    assert rows[two, "snapchat"]["status"] == "published"
+    assert rows[two, "youtube"]["status"] == "failed"
+    assert await claim_platform_attempts(b, now, 10, LEASE) == []
+
+
+async def test_a_platform_attempt_is_never_given_to_two_workers_at_once(pools):
+    a, b = pools
+    now = utcnow()
+    expected = set()
+    async with a.acquire() as conn:
+        for i in range(60):
+            item = await insert_item(conn, status="publishing",
+                                     platforms=("tiktok", "instagram", "youtube"))
+            for platform in ("tiktok", "instagram", "youtube"):
+                await insert_platform_row(conn, item, platform,
+                                          next_attempt_at=now - timedelta(seconds=i))
+                expected.add((item, platform))
+
+    def publisher(pool):
+        return lambda: claim_platform_attempts(pool, now, 13, LEASE)
+
+    taken = await drain([publisher(a), publisher(b), publisher(a), publisher(b)])
+
+    keys = [(t.item_id, t.platform) for t in taken]
+    assert len(keys) == len(set(keys)), "an attempt was handed out twice"
+    assert set(keys) == expected
+    assert {t.attempts for t in taken} == {1}
+
+
+async def test_an_attempt_whose_lease_ran_out_is_taken_again_with_the_same_key(pools):
+    a, b = pools
+    now = utcnow()
+    async with a.acquire() as conn:
+        item = await insert_item(conn, status="publishing", platforms=("youtube",))
+        await insert_platform_row(conn, item, "youtube", next_attempt_at=now, key_attempt=3)
+
+    [first] = await claim_platform_attempts(a, now, 10, LEASE)
+    assert (first.attempts, first.key_attempt) == (1, 3)
+    assert await claim_platform_attempts(b, now + LEASE - timedelta(seconds=1), 10, LEASE) == []
+
+    expired = now + LEASE + timedelta(seconds=1)
+    [again] = await claim_platform_attempts(b, expired, 10, LEASE)
+    assert (again.item_id, again.platform) == (item, "youtube")
+    assert (again.attempts, again.key_attempt) == (2, 3)
+    async with a.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM distribution_platform_status WHERE item_id = $1",
+                                  item)
+    assert (row["status"], row["attempts"], row["key_attempt"], row["next_attempt_at"]) == (
+        "publishing", 2, 3, expired + LEASE)
+
+
+async def test_the_publisher_skips_platforms_of_an_item_a_command_has_locked(pools):
+    a, b = pools
+    now = utcnow()
+    async with a.acquire() as conn:
+        item = await insert_item(conn, status="publishing", platforms=("tiktok",))
+        await insert_platform_row(conn, item, "tiktok", next_attempt_at=now)
+
+    async with a.acquire() as conn, conn.transaction():
+        assert await conn.fetchval(Q["lock_item"], item) == item
+        # skipped, not waited for: the command may hold the lock for a while
+        assert await asyncio.wait_for(claim_platform_attempts(b, now, 10, LEASE), 5) == []
+    [taken] = await claim_platform_attempts(b, now, 10, LEASE)
+    assert taken.item_id == item
+
+
+# ------------------------------------------------------------------------------------------
+# outbox
+
+
+def envelope(item_id: str, now: datetime) -> dict:
+    return make_envelope("distribution.published", item_id, {"item_id": item_id}, now,
+                         unique("trace"))
+
+
+async def test_only_one_transaction_at_a_time_leads_the_outbox_relay(pools):
+    a, b = pools
+    async with a.acquire() as first, b.acquire() as second:
+        async with first.transaction():
+            assert await OutboxRepository(first).try_lead() is True
+            async with second.transaction():
+                assert await OutboxRepository(second).try_lead() is False
+        async with second.transaction():  # the first transaction ended: the lead is free
+            assert await OutboxRepository(second).try_lead() is True
+            async with first.transaction():
+                assert await OutboxRepository(first).try_lead() is False
+
+
+async def test_pending_outbox_rows_come_in_id_order_until_marked_published(pools):
+    a, b = pools
+    now = utcnow()
+    envelopes = [envelope(unique("item"), now) for _ in range(5)]
+    async with a.acquire() as conn:
+        for env in envelopes:
+            async with conn.transaction():
+                await OutboxRepository(conn).add("distribution.published", env)
+
+    async with b.acquire() as conn:
+        outbox = OutboxRepository(conn)
+        rows = await outbox.pending(10)
+        assert [r["event_id"] for r in rows] == [uuid.UUID(e["event_id"]) for e in envelopes]
+        assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+        assert rows[0]["envelope"] == envelopes[0]
+        assert rows[0]["topic"] == "distribution.published"
+        assert rows[0]["partition_key"] == envelopes[0]["partition_key"]
+        assert [r["id"] for r in await outbox.pending(2)] == [r["id"] for r in rows[:2]]
+
+        async with conn.transaction():
+            await outbox.mark_published([r["id"] for r in rows[:2]])
+            await outbox.note_failure([rows[2]["id"]], "broker down " * 100)
+        assert [r["id"] for r in await outbox.pending(10)] == [r["id"] for r in rows[2:]]
+        marked = await conn.fetch(
+            "SELECT id, status, published_at, attempts, last_error FROM distribution_outbox"
+            " ORDER BY id")
+    assert [(m["status"], m["attempts"]) for m in marked] == [
+        ("published", 1), ("published", 1), ("pending", 1), ("pending", 0), ("pending", 0)]
+    assert all(m["published_at"] is not None for m in marked[:2])
+    assert marked[2]["published_at"] is None and len(marked[2]["last_error"]) == 500
+
+
+async def test_an_outbox_row_committed_late_is_still_pending_in_id_order(pools):
+    a, b = pools
+    now = utcnow()
+    slow, quick = envelope(unique("item"), now), envelope(unique("item"), now)
+    async with a.acquire() as first, b.acquire() as second:
+        tx = first.transaction()
+        await tx.start()
+        await OutboxRepository(first).add("distribution.published", slow)  # lower id
+        async with second.transaction():
+            await OutboxRepository(second).add("distribution.published", quick)
+        assert [r["event_id"] for r in await OutboxRepository(second).pending(10)] == [
+            uuid.UUID(quick["event_id"])]
+        await tx.commit()
+        rows = await OutboxRepository(second).pending(10)
+    assert [r["event_id"] for r in rows] == [uuid.UUID(slow["event_id"]),
+                                             uuid.UUID(quick["event_id"])]
