@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
-
-from pydantic import ValidationError
 
 from app import handlers
 from app.faust_app import app
 from app.topics import claimed_dlq_topic, claimed_topic
-from app.wire import ClaimData, ClaimedEvent
+from app.wire import ClaimData, parse_claim
 
 from .dead_letters import dead_letter
 from .retrying import until_available
@@ -19,20 +16,6 @@ log = logging.getLogger("distribution.claims")
 
 BATCH_SIZE = 500
 BATCH_WITHIN_SECONDS = 0.05
-
-
-def parse_claim(value: bytes) -> ClaimData:
-    """The claim in an event; ValueError says why it can never be processed."""
-    try:
-        return ClaimedEvent.model_validate(json.loads(value)).data
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc}") from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
-                             for e in exc.errors()[:10])
-        raise ValueError(f"invalid claimed event: {problems}") from None
-    except (TypeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"unreadable value: {exc}") from None
 
 
 @app.agent(claimed_topic)

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
-
-from pydantic import ValidationError
 
 from app import handlers
 from app.domain.errors import InvalidRequest, Unavailable
 from app.faust_app import app
 from app.topics import commands_dlq_topic, commands_topic
-from app.wire import Command
+from app.wire import Command, parse_command
 
 from .dead_letters import dead_letter
 from .retrying import until_available
 
 log = logging.getLogger("distribution.commands")
-
-
-def parse_command(value: bytes) -> Command:
-    try:
-        return Command.model_validate(json.loads(value))
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
-        raise ValueError(f"invalid JSON: {exc}") from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
-                             for e in exc.errors()[:10])
-        raise ValueError(f"invalid command: {problems}") from None
 
 
 async def apply(command: Command) -> handlers.Applied:

@@ -39,7 +39,8 @@ async def publish_attempt(attempt: PlatformAttempt) -> None:
         payload={"platform": attempt.platform, "key_attempt": attempt.key_attempt,
                  "outcome": outcome.outcome.value, "post_id": outcome.post_id,
                  "post_url": outcome.post_url, "error": outcome.error,
-                 "retry_after": outcome.retry_after, "jitter": random.random()})
+                 "retry_after": outcome.retry_after, "jitter": random.random(),
+                 "attempt": attempt.attempts})
     fut = await commands_topic.send(key=attempt.item_id.encode(),
                                     value=encode(command.model_dump(mode="json")))
     await fut

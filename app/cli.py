@@ -1,4 +1,4 @@
-"""distribution migrate | worker | dev | token"""
+"""distribution migrate | worker | dev | token | replay"""
 
 from __future__ import annotations
 
@@ -116,6 +116,48 @@ Ctrl-C stops the service and the embedded servers.
             server.cleanup()
 
 
+async def _replay(args, s) -> int:
+    from datetime import datetime
+
+    from tqdm import tqdm
+
+    from app.db.pool import create_pool
+    from app.replay import replay
+
+    from_time = datetime.fromisoformat(args.from_timestamp) if args.from_timestamp else None
+    if from_time is not None and from_time.tzinfo is None:
+        print("--from-timestamp needs an offset, e.g. 2026-11-24T10:00:00Z", file=sys.stderr)
+        return 2
+    await _migrate(s.database_url)
+    pool = await create_pool(s.database_url, 1, 4)
+    bar = tqdm(unit="record", desc="replay", disable=args.quiet)
+    try:
+        report = await replay(pool, s.kafka_bootstrap_servers, s.policy(),
+                              from_offset=args.from_offset, from_time=from_time,
+                              topics=tuple(args.topics.split(",")), progress=bar.update,
+                              on_total=lambda n: setattr(bar, "total", n) or bar.refresh())
+    finally:
+        bar.close()
+        await pool.close()
+    print(f"replayed {report.records} records: {report.claims_created} items created, "
+          f"{report.commands_applied} commands applied, {report.commands_repeated} already "
+          f"applied, {report.skipped} skipped")
+    for reason in report.skipped_reasons:
+        print(f"  skipped {reason}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from app.logs import setup_logging
+
+    s = _settings()
+    setup_logging("WARNING", s.log_json)
+    if not s.database_url or not s.kafka_bootstrap_servers:
+        print("DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS must be set", file=sys.stderr)
+        return 2
+    return asyncio.run(_replay(args, s))
+
+
 def cmd_token(args) -> int:
     from web.auth import issue_token
 
@@ -135,6 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--sub", required=True, help="the influencer id")
     token.add_argument("--hours", type=float, default=24)
     token.set_defaults(func=cmd_token)
+    rep = sub.add_parser("replay", help="re-apply distribution.claimed and distribution.commands")
+    where = rep.add_mutually_exclusive_group()
+    where.add_argument("--from-offset", type=int, default=0,
+                       help="offset to start from in every partition (default 0)")
+    where.add_argument("--from-timestamp", help="RFC 3339 time to start from")
+    rep.add_argument("--topics", default="distribution.claimed,distribution.commands")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
+    rep.set_defaults(func=cmd_replay)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -39,6 +39,7 @@ class _PlatformResult(BaseModel):
     error: str | None = None
     retry_after: float | None = None
     jitter: float = Field(0.5, ge=0, lt=1)
+    attempt: int = Field(0, ge=0)
 
 
 def to_domain(command: Command) -> object:
@@ -73,6 +74,7 @@ class Applied:
     reply: dict[str, Any]
     publishing_started: bool = False
     outbox_written: bool = False
+    repeated: bool = False  # the command was applied before; this is its first reply
 
 
 def error_reply(error: DomainError) -> dict[str, Any]:
@@ -86,7 +88,7 @@ async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Po
         earlier = await uow.commands.reply_for(command.command_id)
         if earlier is not None:
             log.info("command repeated", extra=_log_extra(command, outcome="duplicate"))
-            return Applied(earlier)
+            return Applied(earlier, repeated=True)
         if item is None:
             reply, applied = error_reply(NotFound(item_id=command.item_id)), None
         else:
@@ -98,7 +100,7 @@ async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Po
                 await uow.items.save(item, decision.item)
                 await uow.items.add_analytics(item.id, decision.events, now)
                 outcomes = outcome_envelopes(decision.item, decision.events, now,
-                                             command.trace_id)
+                                             command.trace_id, cause=command.command_id)
                 for topic, envelope in outcomes:
                     await uow.outbox.add(topic, envelope)
                 row = await uow.items.get_row(item.id)

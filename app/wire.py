@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.envelope import Envelope
 
@@ -64,3 +65,30 @@ class Reply(BaseModel):
     ok: bool
     item: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
+                     for e in exc.errors()[:10])
+
+
+def parse_claim(value: bytes) -> ClaimData:
+    """The claim in a claimed event; ValueError says why it can never be processed."""
+    try:
+        return ClaimedEvent.model_validate(json.loads(value)).data
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    except ValidationError as exc:
+        raise ValueError(f"invalid claimed event: {_problems(exc)}") from None
+    except (TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"unreadable value: {exc}") from None
+
+
+def parse_command(value: bytes) -> Command:
+    """A command off the topic; ValueError says why it can never be processed."""
+    try:
+        return Command.model_validate(json.loads(value))
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    except ValidationError as exc:
+        raise ValueError(f"invalid command: {_problems(exc)}") from None

@@ -36,17 +36,24 @@ def outcome_data(item: Item) -> dict[str, Any]:
     }
 
 
+#: Event ids derive from the command that caused them, so a replay repeats the same ids.
+EVENT_ID_NAMESPACE = uuid.UUID("5b0c3f8e-3d4a-4f0e-9a61-6f1d2c8b7a90")
+
+
 def outcome_envelopes(item: Item, events: list[e.Event], now: datetime,
-                      trace_id: str | None) -> list[tuple[str, dict[str, Any]]]:
-    """(topic, envelope) for each outcome among the events."""
+                      trace_id: str | None, cause: str | None = None
+                      ) -> list[tuple[str, dict[str, Any]]]:
+    """(topic, envelope) for each outcome among the events; `cause` is the command id."""
     out = []
     for ev in events:
         if isinstance(ev, e.ItemPublished):
-            out.append((PUBLISHED_TOPIC, make_envelope(
-                PUBLISHED_TOPIC, item.id, outcome_data(item), now, trace_id)))
+            topic, data = PUBLISHED_TOPIC, outcome_data(item)
         elif isinstance(ev, e.ItemFailed):
-            data = {**outcome_data(item), "reason": ev.reason}
-            out.append((FAILED_TOPIC, make_envelope(FAILED_TOPIC, item.id, data, now, trace_id)))
+            topic, data = FAILED_TOPIC, {**outcome_data(item), "reason": ev.reason}
+        else:
+            continue
+        event_id = uuid.uuid5(EVENT_ID_NAMESPACE, f"{cause}:{topic}") if cause else None
+        out.append((topic, make_envelope(topic, item.id, data, now, trace_id, event_id)))
     return out
 
 

@@ -65,3 +65,4 @@ class RecordPlatformResult:
     error: str | None = None
     retry_after: float | None = None
     jitter: float = 0.5
+    attempt: int = 0  # which attempt this answers (the publisher counts them before calling)

@@ -147,6 +147,7 @@ def record_platform_result(item: Item, command: c.RecordPlatformResult, now: dat
         return Decision(item)  # a late or repeated answer: the platform is settled already
     if command.outcome != "published" and command.key_attempt != row.key_attempt:
         return Decision(item)  # an answer to an attempt that was superseded
+    row = replace(row, attempts=max(row.attempts, command.attempt))
     retries = item.retry_count
     if command.outcome == "published":
         row = replace(row, status=PlatformState.PUBLISHED, post_id=command.post_id,
