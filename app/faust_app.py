@@ -131,6 +131,9 @@ def create_app(settings: Settings) -> DistributionApp:
         web_application_options={"middlewares": [error_middleware],
                                  "client_max_size": 1024 * 1024},
         table_cleanup_interval=30.0,
+        # Stopping must not wait on unacknowledged reply-topic messages (it waits ~20 s for
+        # them); whatever is cut short is delivered again, and applying is idempotent.
+        stream_wait_empty=False,
     )
     app.configure(settings)
     return app
