@@ -50,8 +50,8 @@ async def read_topics(bootstrap: str, topics: list[str], from_offset: int | None
                       from_time: datetime | None,
                       on_total: Callable[[int], None] = lambda n: None
                       ) -> AsyncIterator[ConsumerRecord]:
-    """The records from the start positions to the ends seen at the start, merged across
-    topics and partitions in timestamp order (each partition's own order kept)."""
+    """The records from the start positions to the end, merged across topics and partitions
+    in timestamp order (each partition's own order kept)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 fetch_max_wait_ms=50, max_poll_records=2000)
     await consumer.start()
@@ -66,16 +66,17 @@ async def read_topics(bootstrap: str, topics: list[str], from_offset: int | None
         on_total(sum(max(ends[tp] - starts[tp], 0) for tp in tps))
         for tp in tps:
             consumer.seek(tp, starts[tp])
-        # read everything first: what we replay is bounded by the ends taken above
+        # Read everything first. The ends taken above only say how far to read at least:
+        # Tansu reports a partition's end as one past the first record of its last batch,
+        # so reading goes on until a fetch finds nothing more.
         per_partition: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in tps}
-        pending = {tp for tp in tps if starts[tp] < ends[tp]}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500)
+        while True:
+            batch = await consumer.getmany(*tps, timeout_ms=300)
             for tp, records in batch.items():
-                per_partition[tp].extend(r for r in records if r.offset < ends[tp])
-                if records and records[-1].offset >= ends[tp] - 1:
-                    pending.discard(tp)
-        streams = [((r.timestamp, i, r.offset, r) for r in records)
+                per_partition[tp].extend(records)
+            if not batch and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                break
+        streams = [[(r.timestamp, i, r.offset, r) for r in records]
                    for i, records in enumerate(per_partition.values())]
         for _, _, _, record in heapq.merge(*streams, key=lambda x: x[:3]):
             yield record

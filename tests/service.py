@@ -131,10 +131,14 @@ class Topics:
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
             records = []
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                batch = await consumer.getmany(*tps, timeout_ms=500)
+            # Tansu's end offset is one past the first record of the last batch: read on
+            # until a fetch finds nothing more.
+            while True:
+                batch = await consumer.getmany(*tps, timeout_ms=300)
                 for msgs in batch.values():
                     records.extend(msgs)
+                if not batch and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                    break
             return records
         finally:
             await consumer.stop()

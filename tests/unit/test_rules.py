@@ -273,7 +273,8 @@ def test_one_unsupported_platform_among_supported_ones_rejects_the_request():
     with pytest.raises(UnsupportedPlatform):
         check_platforms(["tiktok", "vine"])
     with pytest.raises(UnsupportedPlatform):
-        apply(claimed_item(), c.Schedule(["tiktok", "vine"], (NOW + timedelta(hours=1)).isoformat()))
+        apply(claimed_item(),
+              c.Schedule(["tiktok", "vine"], (NOW + timedelta(hours=1)).isoformat()))
 
 
 def test_duplicate_platforms_are_removed_keeping_the_order_given():

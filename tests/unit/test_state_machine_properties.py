@@ -54,9 +54,10 @@ PLATFORM_NAMES = ["tiktok", "instagram", "youtube", "snapchat"]
 platform_lists = st.lists(st.sampled_from(PLATFORM_NAMES + ["myspace"]), min_size=0, max_size=5)
 zones = st.sampled_from(["Europe/Paris", "America/New_York", "Asia/Kolkata", "UTC",
                          "Mars/Olympus_Mons"])
-# Mostly inside [now + 5 min, now + 30 days], sometimes just outside either end.
+#: What a platform does with one attempt ("lost": the publisher crashed, nothing came back).
 REPLIES = st.sampled_from(["published", "transient", "posted_but_timed_out", "rejected",
                            "lost"])
+# Mostly inside [now + 5 min, now + 30 days], sometimes just outside either end.
 leads = st.one_of(st.integers(300, 30 * 86400), st.integers(-3600, 400),
                   st.integers(30 * 86400 - 5, 30 * 86400 + 5))
 

@@ -173,6 +173,14 @@ def test_reschedule_reads_a_local_time_in_the_zone_the_item_was_scheduled_in():
     assert moved.timezone == "Europe/Paris"
 
 
+def test_reschedule_with_an_offset_keeps_the_zone_the_item_is_shown_in():
+    item = apply(claimed_item(), c.Schedule(["tiktok"], "2026-03-01T14:00:00",
+                                            "Europe/Paris")).item
+    moved = apply(item, c.Reschedule("2026-03-01T16:00:00+00:00")).item
+    assert moved.scheduled_at == NOW + timedelta(hours=4)
+    assert moved.timezone == "Europe/Paris"
+
+
 def test_publish_moves_a_claimed_item_to_publishing_with_one_pending_row_per_platform():
     decision = apply(claimed_item(), c.Publish(["tiktok", "instagram", "tiktok"]))
     item = decision.item
