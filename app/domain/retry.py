@@ -7,7 +7,8 @@ from .rules import Policy
 
 def backoff_seconds(attempts: int, policy: Policy, jitter: float,
                     retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter; a platform's Retry-After is a floor.
+    """Exponential backoff with equal jitter (between half and all of the ceiling); a
+    platform's Retry-After is a floor, held to the configured maximum.
 
     `jitter` is a number in [0, 1) supplied by the caller, so the rule stays deterministic.
     """

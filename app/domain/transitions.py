@@ -142,6 +142,9 @@ def publish_due(item: Item, command: c.PublishDue, now: datetime, policy: Policy
 def record_platform_result(item: Item, command: c.RecordPlatformResult, now: datetime,
                            policy: Policy) -> Decision:
     platform = check_platform(command.platform)
+    if command.outcome == "published" and not command.post_id:
+        # a platform counts as published only with its post id in hand
+        command = replace(command, outcome="transient", error="published without a post id")
     row = item.platform_status.get(platform)
     if item.status is not Status.PUBLISHING or row is None or row.resolved:
         return Decision(item)  # a late or repeated answer: the platform is settled already
