@@ -33,7 +33,7 @@ async def apply_commands(stream):
         try:
             command = parse_command(value)
         except ValueError as exc:
-            await dead_letter(commands_dlq_topic, event, "invalid_command", str(exc))
+            await dead_letter(commands_dlq_topic, event.message, "invalid_command", str(exc))
             yield handlers.error_reply(InvalidRequest(str(exc)))
             continue
         try:
@@ -44,7 +44,7 @@ async def apply_commands(stream):
         except Exception as exc:  # a bug must not stop the partition, nor lose the command
             log.exception("command failed", extra={"item_id": command.item_id,
                                                     "command": command.kind})
-            await dead_letter(commands_dlq_topic, event, "command_failed", repr(exc))
+            await dead_letter(commands_dlq_topic, event.message, "command_failed", repr(exc))
             yield handlers.error_reply(Unavailable("the command could not be applied"))
             continue
         if applied.publishing_started:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import Any
 
-from faust.types import EventT, TopicT
+from faust.types import TopicT
 
 from app.envelope import rfc3339
 from app.topics import encode
@@ -15,8 +16,9 @@ log = logging.getLogger("distribution.dlq")
 MAX_VALUE_CHARS = 64 * 1024
 
 
-async def dead_letter(dlq: TopicT, event: EventT, reason: str, error: str) -> None:
-    message = event.message
+async def dead_letter(dlq: TopicT, message: Any, reason: str, error: str) -> None:
+    """`message` is a consumed record (Faust's or aiokafka's: topic, partition, offset,
+    key, value)."""
     value = message.value if isinstance(message.value, bytes) else b""
     record = {
         "reason": reason,

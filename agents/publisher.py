@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from datetime import timedelta
 
 from app.db.jobs import PlatformAttempt, claim_platform_attempts
@@ -33,8 +34,11 @@ async def publish_attempt(attempt: PlatformAttempt) -> None:
         "item_id": attempt.item_id, "platform": attempt.platform, "attempt": attempt.attempts,
         "idempotency_key": request.idempotency_key, "outcome": outcome.outcome.value,
         "error": outcome.error})
+    # Unique per call: after a manual retry resets the attempts, an unresolved platform
+    # posts again with the same key and attempt number, and its answer must not be taken
+    # for a repeat of the earlier round's (a redelivered message keeps its id).
     command = Command(
-        command_id=f"result:{request.idempotency_key}:{attempt.attempts}",
+        command_id=f"result:{request.idempotency_key}:{attempt.attempts}:{uuid.uuid4().hex}",
         kind="platform-result", item_id=attempt.item_id,
         payload={"platform": attempt.platform, "key_attempt": attempt.key_attempt,
                  "outcome": outcome.outcome.value, "post_id": outcome.post_id,
@@ -46,44 +50,58 @@ async def publish_attempt(attempt: PlatformAttempt) -> None:
     await fut
 
 
+#: Calls under way on this worker. The loop does not wait for them: a slow or hanging
+#: platform must not hold back other platforms' attempts that fall due meanwhile.
+in_flight: set[asyncio.Task] = set()
+
+
+async def publish_one(attempt: PlatformAttempt) -> None:
+    try:
+        await publish_attempt(attempt)
+    except Exception:
+        # The lease runs out and another attempt is made with the same key.
+        log.exception("publishing attempt not completed", extra={
+            "item_id": attempt.item_id, "platform": attempt.platform})
+    finally:
+        app.publisher_wakeup.set()  # a slot is free
+
+
 async def publish_batch() -> int:
+    """Takes as many due attempts as there are free slots and starts their calls."""
     s = app.settings
-    attempts = await claim_platform_attempts(
-        app.pool, app.now(), s.publisher_batch_size,
-        timedelta(seconds=s.publish_lease_seconds))
-    if not attempts:
+    free = min(s.publisher_batch_size, s.publisher_concurrency - len(in_flight))
+    if free <= 0:
         return 0
-    limit = asyncio.Semaphore(s.publisher_concurrency)
-
-    async def one(attempt: PlatformAttempt) -> None:
-        async with limit:
-            try:
-                await publish_attempt(attempt)
-            except Exception:
-                # The lease runs out and another attempt is made with the same key.
-                log.exception("publishing attempt not completed", extra={
-                    "item_id": attempt.item_id, "platform": attempt.platform})
-
-    await asyncio.gather(*(one(a) for a in attempts))
+    attempts = await claim_platform_attempts(
+        app.pool, app.now(), free, timedelta(seconds=s.publish_lease_seconds))
+    for attempt in attempts:
+        task = asyncio.ensure_future(publish_one(attempt))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
     return len(attempts)
 
 
 @app.task
 async def publisher() -> None:
     interval = app.settings.publisher_interval_seconds
-    while not app.should_stop:
-        try:
-            taken = await publish_batch()
-        except Unavailable as exc:
-            log.warning("publisher waiting for the database", extra={"error": exc.message})
-            taken = 0
-        except Exception:
-            log.exception("publisher round failed")
-            taken = 0
-        if taken:
-            continue  # there may be more
-        try:
-            await asyncio.wait_for(app.publisher_wakeup.wait(), timeout=interval)
-        except asyncio.TimeoutError:
-            pass
-        app.publisher_wakeup.clear()
+    try:
+        while not app.should_stop:
+            try:
+                taken = await publish_batch()
+            except Unavailable as exc:
+                log.warning("publisher waiting for the database", extra={"error": exc.message})
+                taken = 0
+            except Exception:
+                log.exception("publisher round failed")
+                taken = 0
+            if taken:
+                continue  # there may be more
+            try:
+                await asyncio.wait_for(app.publisher_wakeup.wait(), timeout=interval)
+            except asyncio.TimeoutError:
+                pass
+            app.publisher_wakeup.clear()
+    finally:
+        # Stopping: calls cut short are taken again after their lease, with the same key.
+        for task in list(in_flight):
+            task.cancel()

@@ -53,7 +53,7 @@ def run_worker() -> int:
     from app.logs import logging_config, setup_logging
 
     s = _settings()
-    setup_logging(s.log_level, s.log_json)
+    setup_logging(s.log_level, s.log_json, s.framework_log_level)
     if not s.database_url or not s.kafka_bootstrap_servers:
         print("DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS must be set "
               "(or use `distribution dev` for the embedded stack)", file=sys.stderr)
@@ -63,7 +63,8 @@ def run_worker() -> int:
 
     app.discover_components()
     worker = faust.Worker(app, loglevel=s.log_level, quiet=True,
-                          logging_config=logging_config(s.log_level, s.log_json),
+                          logging_config=logging_config(s.log_level, s.log_json,
+                                                        s.framework_log_level),
                           redirect_stdouts=False)
     try:
         worker.execute_from_commandline()

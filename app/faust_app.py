@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import logging
 from datetime import datetime, timezone
+from functools import cached_property
 
 import asyncpg
 import faust
@@ -13,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.db.pool import CONNECTION_ERRORS, create_pool
 from app.domain.rules import Policy
-from app.kafka import Transport
+from app.kafka import ReplyConsumer, Transport
 from app.neighbours import MediaLocator
 from app.platforms.gateway import PlatformGateway
 from app.settings import Settings, get_settings
@@ -55,6 +56,10 @@ class DistributionApp(faust.App):
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def _reply_consumer(self) -> ReplyConsumer:
+        return ReplyConsumer(self, loop=self.loop, beacon=self.beacon)
 
     @staticmethod
     def now() -> datetime:

@@ -156,6 +156,9 @@ async def ingest_claims(pool: asyncpg.Pool, claims: list[ClaimData]) -> Ingested
                 [claim_expires_at(cl.claimed_at) for cl, _ in ready])
             new_ids = {r["id"] for r in created}
             for claim, _ in ready:
-                (result.created if claim.claim_id in new_ids
-                 else result.duplicates).append(claim.claim_id)
+                if claim.claim_id in new_ids:
+                    new_ids.discard(claim.claim_id)  # a repeat in the same batch is a duplicate
+                    result.created.append(claim.claim_id)
+                else:
+                    result.duplicates.append(claim.claim_id)
     return result

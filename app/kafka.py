@@ -1,4 +1,5 @@
-"""Faust's Kafka transport with the consumer's fetch wait as a setting of ours.
+"""Adaptations of Faust: the consumer's fetch wait as a setting of ours, and a reply
+consumer that survives late and repeated replies.
 
 Faust hard-codes `fetch_max_wait_ms=1500`; on a broker that does not answer a pending fetch
 early when data arrives (Tansu), every hop then costs up to 1.5 s (DESIGN §5).
@@ -6,6 +7,8 @@ early when data arrives (Tansu), every hop then costs up to 1.5 s (DESIGN §5).
 
 from __future__ import annotations
 
+from faust.agents import replies
+from faust.models import maybe_model
 from faust.transport.drivers import aiokafka as driver
 
 
@@ -24,3 +27,16 @@ class Consumer(driver.Consumer):
 
 class Transport(driver.Transport):
     Consumer = Consumer
+
+
+class ReplyConsumer(replies.ReplyConsumer):
+    """Faust's reply consumer, hardened: it crashes the worker (InvalidStateError) when a
+    reply arrives for an ask that timed out, or twice for one ask, which a command
+    redelivered after a rebalance causes. Here each correlation id is answered once and
+    replies nobody waits for any more are dropped."""
+
+    async def _drain_replies(self, channel) -> None:
+        async for reply in channel.stream():
+            for promise in list(self._waiting.pop(reply.correlation_id, ())):
+                if not promise.done():
+                    promise.fulfill(reply.correlation_id, maybe_model(reply.value))

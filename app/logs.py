@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 
-def logging_config(level: str = "INFO", json_lines: bool = True) -> dict[str, Any]:
+def logging_config(level: str = "INFO", json_lines: bool = True,
+                   framework_level: str = "WARNING") -> dict[str, Any]:
     formatter = ({"()": "pythonjsonlogger.json.JsonFormatter",
                   "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
                   "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}}
@@ -19,14 +20,15 @@ def logging_config(level: str = "INFO", json_lines: bool = True) -> dict[str, An
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default"}},
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
-            # Faust and aiokafka are chatty at INFO; their warnings still show.
-            "faust": {"level": "WARNING"}, "aiokafka": {"level": "WARNING"},
-            "mode": {"level": "WARNING"}, "aiohttp.access": {"level": "WARNING"},
+            # Faust and aiokafka are chatty at INFO (rebalances, starts and stops).
+            "faust": {"level": framework_level}, "aiokafka": {"level": framework_level},
+            "mode": {"level": framework_level}, "aiohttp.access": {"level": "WARNING"},
         },
     }
 
 
-def setup_logging(level: str = "INFO", json_lines: bool = True) -> None:
+def setup_logging(level: str = "INFO", json_lines: bool = True,
+                  framework_level: str = "WARNING") -> None:
     import logging.config
-    logging.config.dictConfig(logging_config(level, json_lines))
+    logging.config.dictConfig(logging_config(level, json_lines, framework_level))
     logging.captureWarnings(True)

@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     db_pool_min: int = 2
     db_pool_max: int = 10
     log_level: str = "INFO"
+    framework_log_level: str = "WARNING"  # Faust, mode and aiokafka
     log_json: bool = True
 
     def policy(self) -> Policy:

@@ -8,7 +8,8 @@ from typing import Any
 
 from app.faust_app import app
 
-claimed_topic = app.topic("distribution.claimed", key_serializer="raw", value_serializer="raw")
+#: Consumed by agents/claims.py with a consumer group of its own, not by a Faust agent.
+CLAIMED = "distribution.claimed"
 claimed_dlq_topic = app.topic("distribution.claimed.dlq", key_serializer="raw",
                               value_serializer="raw")
 commands_topic = app.topic("distribution.commands", key_serializer="raw", value_serializer="raw")

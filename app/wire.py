@@ -72,23 +72,32 @@ def _problems(exc: ValidationError) -> str:
                      for e in exc.errors()[:10])
 
 
-def parse_claim(value: bytes) -> ClaimData:
-    """The claim in a claimed event; ValueError says why it can never be processed."""
+def _load(value: bytes) -> Any:
+    """JSON off a topic; ValueError for anything that cannot be read, however malformed (a
+    nesting too deep for the parser must not crash the agent)."""
     try:
-        return ClaimedEvent.model_validate(json.loads(value)).data
+        return json.loads(value)
+    except RecursionError:
+        raise ValueError("invalid JSON: nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc}") from None
+    except (TypeError, ValueError) as exc:  # no value, not UTF-8/16/32, a number too long
+        raise ValueError(f"unreadable value: {exc}") from None
+
+
+def parse_claim(value: bytes) -> ClaimData:
+    """The claim in a claimed event; ValueError says why it can never be processed."""
+    data = _load(value)
+    try:
+        return ClaimedEvent.model_validate(data).data
     except ValidationError as exc:
         raise ValueError(f"invalid claimed event: {_problems(exc)}") from None
-    except (TypeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"unreadable value: {exc}") from None
 
 
 def parse_command(value: bytes) -> Command:
     """A command off the topic; ValueError says why it can never be processed."""
+    data = _load(value)
     try:
-        return Command.model_validate(json.loads(value))
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
-        raise ValueError(f"invalid JSON: {exc}") from None
+        return Command.model_validate(data)
     except ValidationError as exc:
         raise ValueError(f"invalid command: {_problems(exc)}") from None

@@ -49,7 +49,8 @@ class ServiceProcess:
                "DISTRIBUTION_OUTBOX_INTERVAL_SECONDS": "0.2",
                "DISTRIBUTION_BACKOFF_BASE_SECONDS": "0.2",
                "DISTRIBUTION_BACKOFF_MAX_SECONDS": "1",
-               "DISTRIBUTION_LOG_JSON": "true", **self.env}
+               "DISTRIBUTION_LOG_JSON": "true", "DISTRIBUTION_FRAMEWORK_LOG_LEVEL": "INFO",
+               **self.env}
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env,

@@ -78,7 +78,9 @@ def parse(raw: bytes, schema: type[Body]) -> Body:
     else:
         try:
             data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except RecursionError:
+            raise InvalidRequest("the body is nested too deeply", field="body") from None
+        except ValueError:  # not JSON, not UTF-8, or a number too long to convert
             raise InvalidRequest("the body is not valid JSON", field="body") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the body must be a JSON object", field="body")
@@ -89,7 +91,31 @@ def parse(raw: bytes, schema: type[Body]) -> Body:
                   for e in exc.errors()]
         raise InvalidRequest(f"{errors[0]['field']}: {errors[0]['message']}",
                              field=errors[0]["field"], errors=errors) from None
+    bad = _unstorable(body.model_dump())
+    if bad is not None:
+        field = ".".join(map(str, bad)) or "body"
+        raise InvalidRequest(f"{field}: text must not contain NUL characters", field=field)
     caption = getattr(body, "caption", None)
     if caption is not None:
         caption.checked()
     return body
+
+
+def _unstorable(value: Any, path: tuple = ()) -> tuple | None:
+    """The path of the first string with a NUL character, which PostgreSQL cannot store as
+    text, or None: such a body is the client's error (400), not a command the service then
+    fails to apply (503). Pydantic already refuses unpaired surrogates."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable(key, (*path, key)) if isinstance(key, str) else None
+            found = found if found is not None else _unstorable(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _unstorable(item, (*path, index))
+            if found is not None:
+                return found
+    return None

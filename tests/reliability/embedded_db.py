@@ -116,6 +116,7 @@ async def stack_with_own_database(logs: Path) -> AsyncIterator[tuple[Stack, Embe
         try:
             yield stack, postgres
         finally:
+            postgres.resume()  # if a failure left it paused: the workers stop cleanly
             for w in stack.workers:
                 w.stop()
     finally:

@@ -126,9 +126,11 @@ def _logged_duplicates(log: str) -> int:
 async def test_a_worker_killed_while_publishing_due_items_posts_each_once_per_platform(
         stack, record_figures):
     started = time.monotonic()
-    # A short lease, so that the attempts the dead worker had in flight are taken again
-    # soon; a repeat of one of them must reuse its idempotency key.
-    env = {"DISTRIBUTION_PUBLISH_LEASE_SECONDS": "4",
+    # A short lease (default 60 s), so that the attempts the dead worker left in flight are
+    # taken again soon after the restart, each with its idempotency key; not shorter, or a
+    # worker whose results wait in the command agent's queue repeats its own calls (409s).
+    # A short requeue, in case the kill fell between marking items due and sending them.
+    env = {"DISTRIBUTION_PUBLISH_LEASE_SECONDS": "8",
            "DISTRIBUTION_DUE_REQUEUE_SECONDS": "10"}
     first = await stack.started_worker(**env)
     api = stack.api(first)
@@ -184,8 +186,11 @@ async def test_a_worker_killed_while_publishing_due_items_posts_each_once_per_pl
             ids)
         return row["items"] == DUE_ITEMS and row["pending"] == 0
 
-    await eventually(settled, timeout=75, interval=0.2,
-                     what="every item published and its event relayed after the restart")
+    try:
+        await eventually(settled, timeout=75, interval=0.2,
+                         what="every item published and its event relayed after the restart")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{await _publishing_state(stack, ids)}") from None
     recovered_in = time.monotonic() - killed_at
 
     # the service's record: one published row per item and platform, with the post's id
@@ -254,3 +259,20 @@ async def test_a_worker_killed_while_publishing_due_items_posts_each_once_per_pl
                    schedule_seconds=round(scheduling, 1),
                    recovery_seconds=round(recovered_in, 1),
                    seconds=round(time.monotonic() - started, 1))
+
+
+async def _publishing_state(stack, ids: list[str]) -> str:
+    """What is left unfinished, for a failure message."""
+    items = await stack.pool.fetch(
+        "SELECT status, count(*) FROM distribution_items WHERE id = ANY($1::text[]) "
+        "GROUP BY status", ids)
+    platforms = await stack.pool.fetch(
+        "SELECT status, attempts, key_attempt, count(*), min(next_attempt_at) AS next_at, "
+        "min(last_error) AS error FROM distribution_platform_status "
+        "WHERE item_id = ANY($1::text[]) GROUP BY 1, 2, 3", ids)
+    outbox = await stack.pool.fetch(
+        "SELECT status, count(*) FROM distribution_outbox "
+        "WHERE partition_key = ANY($1::text[]) GROUP BY status", ids)
+    tails = "\n".join(f"--- {w.log_path.name}\n{w.log_tail(20)}" for w in stack.workers)
+    return (f"items {[dict(r) for r in items]}\nplatforms {[dict(r) for r in platforms]}\n"
+            f"outbox {[dict(r) for r in outbox]}\nnow {datetime.now(timezone.utc)}\n{tails}")

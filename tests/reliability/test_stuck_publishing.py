@@ -54,6 +54,8 @@ async def test_an_item_stuck_in_publishing_is_finished_after_the_lease_without_p
     assert time.monotonic() - hung.monotonic < HANG_SECONDS  # still in flight
     first.kill()  # SIGKILL: the answer of the hung call will never be seen
 
+    assert len(stack.platforms.calls_for(item_id, STUCK)) == 1, \
+        "the lease ran out (and the call was repeated) before the kill"
     left = await platform_rows()
     assert (await stack.pool.fetchval(
         "SELECT status FROM distribution_items WHERE id = $1", item_id)) == "publishing"
