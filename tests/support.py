@@ -39,3 +39,20 @@ def token(sub: str, secret: str = JWT_SECRET, **claims) -> str:
         import jwt
         return jwt.encode({"sub": sub, **claims}, secret, algorithm="HS256")
     return issue_token(sub, secret, timedelta(hours=1))
+
+
+def event_schema_errors(instance: dict, schema_file: str) -> list[str]:
+    """What is wrong with an event by its JSON Schema in contracts/events/v1 (nothing: [])."""
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    folder = Path(__file__).resolve().parents[1] / "contracts" / "events" / "v1"
+    schemas = [json.loads(p.read_text()) for p in folder.glob("*.schema.json")]
+    registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas)
+    schema = json.loads((folder / schema_file).read_text())
+    validator = Draft202012Validator(schema, registry=registry,
+                                     format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]

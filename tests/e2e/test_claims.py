@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.service import claimed_event
-from tests.support import eventually, unique
+from tests.support import event_schema_errors, eventually, unique
 
 
 async def items_of(pool, influencer: str) -> list:
@@ -56,6 +56,7 @@ async def test_poison_claims_go_to_the_dlq_with_a_reason_and_the_agent_goes_on(
         record = records[0]
         assert record["reason"] and record["error"] and record["topic"] == "distribution.claimed"
         assert isinstance(record["offset"], int)
+        assert event_schema_errors(record, "distribution.claimed.dlq.schema.json") == []
     assert found[next(k for k in poison if k.startswith("unknown-clip"))][0]["reason"] == \
         "unknown_clip"
     assert "JSON" in found[next(k for k in poison if k.startswith("bad-json"))][0]["error"]

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from tests.fakes.platform_server import Answer
 from tests.service import claimed_event
-from tests.support import eventually, unique
+from tests.support import event_schema_errors, eventually, unique
 
 ENVELOPE_FIELDS = {"event_id", "event_type", "event_version", "occurred_at", "source",
                    "partition_key", "trace_id", "data"}
@@ -100,6 +100,8 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
     assert [r["platform"] for r in event["data"]["results"]] == ["instagram"]
     failed = await topics.records_for("distribution.failed", item_id)
     assert len({e["event_id"] for e in failed}) == 1
+    assert event_schema_errors(event, "distribution.published.schema.json") == []
+    assert event_schema_errors(failed[0], "distribution.failed.schema.json") == []
 
     analytics = await pool.fetch(
         "SELECT platform, event_type FROM publishing_analytics WHERE item_id = $1", item_id)
