@@ -79,7 +79,7 @@ def cmd_worker(args) -> int:
 
 def cmd_dev(args) -> int:
     """The embedded stack: PostgreSQL and the broker from wheels unless configured."""
-    from app.embedded import Broker, free_port, start_postgres
+    from app.embedded import Broker, start_postgres
     from web.auth import issue_token
 
     data_dir = Path(os.environ.get("DISTRIBUTION_DATA_DIR", ".distribution")).resolve()

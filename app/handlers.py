@@ -14,11 +14,10 @@ import asyncpg
 from pydantic import BaseModel, Field, ValidationError
 
 from app import neighbours
-from app.db.items import caption_from_json
+from app.db.items import caption_from_json, item_from_row
 from app.db.outbox import outcome_envelopes
 from app.db.queries import Q
 from app.db.read_model import item_json
-from app.db.items import item_from_row
 from app.db.unit_of_work import unit_of_work
 from app.domain import commands as c
 from app.domain import events as e

@@ -4,10 +4,8 @@ end-to-end tests, the service itself as a real worker process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -38,9 +36,9 @@ def database_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-async def create_database(database_server):
-    """Makes fresh migrated databases (with M09's `clips` stand-in); drops them at the end."""
-    made = []
+async def empty_database(database_server):
+    """Makes empty databases (no migrations, no `clips`); drops them at the end."""
+    made: list[str] = []
 
     async def make(prefix: str = "distribution_test") -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
@@ -50,14 +48,7 @@ async def create_database(database_server):
         finally:
             await admin.close()
         made.append(name)
-        url = _with_database(database_server, name)
-        conn = await connect(url)
-        try:
-            await migrate(conn)
-            await conn.execute(CLIPS_STAND_IN)
-        finally:
-            await conn.close()
-        return url
+        return _with_database(database_server, name)
 
     yield make
     admin = await asyncpg.connect(database_server)
@@ -66,6 +57,23 @@ async def create_database(database_server):
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def create_database(empty_database):
+    """Makes fresh migrated databases with M09's `clips` stand-in."""
+
+    async def make(prefix: str = "distribution_test") -> str:
+        url = await empty_database(prefix)
+        conn = await connect(url)
+        try:
+            await migrate(conn)
+            await conn.execute(CLIPS_STAND_IN)
+        finally:
+            await conn.close()
+        return url
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ platform server, and as many worker processes as the test starts (each stopped a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ import asyncpg
 from app.db.pool import create_pool
 from app.embedded import Broker
 from tests.fakes.platform_server import FakePlatformServer
-from tests.service import Api, ServiceProcess, Topics
+from tests.service import Api, ServiceProcess, Topics, claimed_event
+from tests.support import unique
 
 
 @dataclass
@@ -44,6 +44,14 @@ class Stack:
 
     def api(self, worker: ServiceProcess) -> Api:
         return Api(worker.url, self.session)
+
+    async def claim(self, api: Api) -> tuple[str, str, dict]:
+        """A new claimed item, once the service shows it: (item id, influencer, item)."""
+        item_id, influencer = unique("claim"), unique("influencer")
+        await self.topics.produce("distribution.claimed",
+                                  claimed_event(item_id, unique("clip"), influencer,
+                                                unique("campaign")), key=item_id)
+        return item_id, influencer, await api.wait_for_item(item_id, influencer)
 
 
 @contextlib.asynccontextmanager

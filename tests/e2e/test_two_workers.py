@@ -12,7 +12,7 @@ import pytest
 
 from app.embedded import Broker
 from tests.service import Api, ServiceProcess, Topics, claimed_event
-from tests.support import eventually, unique
+from tests.support import unique
 
 ITEMS = 30
 

@@ -9,7 +9,6 @@ import shutil
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -20,30 +19,6 @@ from app.settings import Settings
 
 MIGRATIONS = ["20260225_0005_m31_distribution_service",
               "20260225_0011_m31_distribution_reliability"]
-
-
-@pytest.fixture(scope="module")
-async def empty_database(database_server):
-    """Makes empty databases (no migrations, no `clips`); drops them when the module ends."""
-    made: list[str] = []
-
-    async def make() -> str:
-        name = f"distribution_migration_{uuid.uuid4().hex[:10]}"
-        admin = await asyncpg.connect(database_server)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        made.append(name)
-        return urlunsplit(urlsplit(database_server)._replace(path=f"/{name}"))
-
-    yield make
-    admin = await asyncpg.connect(database_server)
-    try:
-        for name in made:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="module")

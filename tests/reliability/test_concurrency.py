@@ -6,19 +6,13 @@ import asyncio
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from tests.service import claimed_event
-from tests.support import unique
 
 
 async def test_fifty_concurrent_conflicting_requests_change_the_item_once_per_transition(
         stack, record_figures):
     worker = await stack.started_worker()
     api = stack.api(worker)
-    item_id, influencer = unique("claim"), unique("influencer")
-    await stack.topics.produce("distribution.claimed",
-                               claimed_event(item_id, unique("clip"), influencer, unique("c")),
-                               key=item_id)
-    start = await api.wait_for_item(item_id, influencer)
+    item_id, influencer, start = await stack.claim(api)
     when = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
     requests = [("schedule", {"platforms": ["tiktok"], "scheduled_at": when})] * 25 + \
                [("publish", {"platform": "youtube"})] * 25

@@ -38,17 +38,6 @@ async def produce_fast(stack, topic: str, events: list[dict]) -> None:
     await asyncio.gather(*futures)
 
 
-async def wait_until(probe, timeout: float, what: str):
-    """Poll fast (the moment to kill is short); fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        await asyncio.sleep(POLL)
-
 
 async def test_a_worker_killed_while_ingesting_claims_loses_and_doubles_none(
         stack, record_figures):
@@ -71,7 +60,8 @@ async def test_a_worker_killed_while_ingesting_claims_loses_and_doubles_none(
     first = await stack.started_worker()
     producing = asyncio.create_task(produce_fast(stack, "distribution.claimed", stream))
     try:
-        await wait_until(a_quarter_ingested, timeout=60, what="a quarter of the claims")
+        await eventually(a_quarter_ingested, timeout=60, interval=POLL,
+                     what="a quarter of the claims")
         first.kill()  # SIGKILL, mid-stream
     finally:
         await producing
@@ -168,7 +158,7 @@ async def test_a_worker_killed_while_publishing_due_items_posts_each_once_per_pl
     async def half_posted():
         return posted() >= expected_posts // 2
 
-    await wait_until(half_posted, timeout=60, what="half of the posts")
+    await eventually(half_posted, timeout=60, interval=POLL, what="half of the posts")
     first.kill()  # SIGKILL while posting
     at_kill = posted()
     assert at_kill < expected_posts, f"the kill did not land mid-publishing ({at_kill})"

@@ -190,11 +190,7 @@ async def test_poison_commands_go_to_the_dlq_and_the_item_still_answers_commands
     started = time.monotonic()
     worker = await stack.started_worker()
     api = stack.api(worker)
-    item_id, influencer = unique("claim"), unique("influencer")
-    await stack.topics.produce("distribution.claimed",
-                               claimed_event(item_id, unique("clip"), influencer,
-                                             unique("campaign")), key=item_id)
-    item = await api.wait_for_item(item_id, influencer)
+    item_id, influencer, item = await stack.claim(api)
 
     def command(**fields) -> bytes:
         body = {"command_id": f"poison:{uuid.uuid4()}", "kind": "add-overlay",
@@ -268,11 +264,7 @@ async def test_poison_http_requests_get_a_4xx_and_valid_requests_still_get_answe
     started = time.monotonic()
     worker = await stack.started_worker()
     api = stack.api(worker)
-    item_id, influencer = unique("claim"), unique("influencer")
-    await stack.topics.produce("distribution.claimed",
-                               claimed_event(item_id, unique("clip"), influencer,
-                                             unique("campaign")), key=item_id)
-    item = await api.wait_for_item(item_id, influencer)
+    item_id, influencer, item = await stack.claim(api)
     headers = {"Authorization": f"Bearer {token(influencer)}",
                "Content-Type": "application/json"}
 

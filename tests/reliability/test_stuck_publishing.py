@@ -5,7 +5,6 @@ Idempotency-Key, so that it answers "already posted" (409) instead of posting ag
 
 from __future__ import annotations
 
-import json
 import time
 
 from tests.fakes.platform_server import Answer
