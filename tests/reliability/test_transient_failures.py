@@ -12,8 +12,7 @@ import time
 from datetime import datetime
 
 from tests.fakes.platform_server import Answer, Call
-from tests.service import claimed_event
-from tests.support import eventually, unique
+from tests.support import eventually
 
 MAX_ATTEMPTS = 4
 BASE = 1.0          # backoff ceilings 1, 2, 4 s for attempts 1, 2, 3
@@ -40,15 +39,6 @@ def gaps(calls: list[Call]) -> list[float]:
 
 def parse_time(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
-
-
-async def claimed_item(stack, api) -> tuple[str, str]:
-    item_id, influencer = unique("claim"), unique("influencer")
-    await stack.topics.produce("distribution.claimed",
-                               claimed_event(item_id, unique("clip"), influencer,
-                                             unique("campaign")), key=item_id)
-    await api.wait_for_item(item_id, influencer)
-    return item_id, influencer
 
 
 async def watch_until_settled(api, item_id: str, influencer: str,
@@ -107,7 +97,7 @@ async def test_transient_failures_are_retried_with_backoff_and_one_key_until_pub
     started = time.monotonic()
     worker = await stack.started_worker(**ENV)
     api = stack.api(worker)
-    item_id, influencer = await claimed_item(stack, api)
+    item_id, influencer, _ = await stack.claim(api)
 
     p = stack.platforms
     p.script("tiktok", Answer.status(500), Answer.status(503, message="overloaded"),
@@ -182,7 +172,7 @@ async def test_exhausted_attempts_fail_with_the_last_error_and_other_4xx_fail_at
     started = time.monotonic()
     worker = await stack.started_worker(**ENV)
     api = stack.api(worker)
-    item_id, influencer = await claimed_item(stack, api)
+    item_id, influencer, _ = await stack.claim(api)
 
     p = stack.platforms
     p.script("tiktok", Answer.status(500), Answer.status(429, retry_after=1),
