@@ -10,6 +10,7 @@ harmless: creating an item is idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -50,7 +51,14 @@ async def ingest_claims() -> None:
             records = [r for partition in batch.values() for r in partition]
             if not records:
                 continue
-            await ingest_records(records)
+            try:
+                await ingest_records(records)
+            except Exception:  # e.g. the DLQ unreachable: read the batch again, later
+                log.exception("claim batch not processed; reading it again",
+                              extra={"count": len(records)})
+                await rewind(consumer)
+                await asyncio.sleep(1.0)
+                continue
             try:
                 await consumer.commit()  # the positions after what was just processed
             except (CommitFailedError, KafkaError) as exc:
@@ -58,6 +66,16 @@ async def ingest_claims() -> None:
                 log.warning("claim offsets not committed", extra={"error": repr(exc)})
     finally:
         await consumer.stop()
+
+
+async def rewind(consumer: AIOKafkaConsumer) -> None:
+    """Back to the committed offsets (the beginning where none was committed yet)."""
+    for tp in consumer.assignment():
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
 
 
 async def ingest_records(records: list[ConsumerRecord]) -> None:
