@@ -56,3 +56,23 @@ def event_schema_errors(instance: dict, schema_file: str) -> list[str]:
     validator = Draft202012Validator(schema, registry=registry,
                                      format_checker=Draft202012Validator.FORMAT_CHECKER)
     return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def openapi_schema_errors(name: str, instance) -> list[str]:
+    """What is wrong with an instance by a component schema of the OpenAPI document."""
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    path = Path(__file__).resolve().parents[1] / "contracts/api/v1/distribution-service.openapi.json"
+    uri = path.as_uri()
+    registry = Registry().with_resource(
+        uri, Resource.from_contents(json.loads(path.read_text()),
+                                    default_specification=DRAFT202012))
+    validator = Draft202012Validator({"$ref": f"{uri}#/components/schemas/{name}"},
+                                     registry=registry,
+                                     format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.service import claimed_event
-from tests.support import token, unique
+from tests.support import openapi_schema_errors, token, unique
 
 
 @pytest.fixture
@@ -25,6 +25,7 @@ def assert_error(code: int, body: dict, status: int, error_code: str) -> dict:
     assert set(body["error"]) == {"code", "message", "details"}
     assert body["error"]["code"] == error_code
     assert body["error"]["message"]
+    assert openapi_schema_errors("Error", body) == []
     return body["error"]
 
 

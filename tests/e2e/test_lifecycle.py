@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from tests.fakes.platform_server import Answer
 from tests.service import claimed_event
-from tests.support import event_schema_errors, eventually, unique
+from tests.support import event_schema_errors, eventually, openapi_schema_errors, unique
 
 ENVELOPE_FIELDS = {"event_id", "event_type", "event_version", "occurred_at", "source",
                    "partition_key", "trace_id", "data"}
@@ -63,6 +63,7 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
     assert {c["platform"] for c in preview["captions"]} == {"tiktok", "instagram", "youtube"}
     assert preview["captions"][0]["rendered"] == "Summer drop #ad #summer"
     assert preview["schedule"]["timezone"] == "Europe/Paris"
+    assert openapi_schema_errors("Preview", preview) == []
 
     fake_platforms.script("instagram", Answer.status(400, message="caption rejected"))
     code, item = await api.post(item_id, "publish-multi", influencer,
@@ -79,6 +80,7 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
     item = await api.wait_for_item(item_id, influencer, status="published")
     assert {p["status"] for p in item["platform_status"]} == {"published"}
     assert all(p["post_id"] for p in item["platform_status"])
+    assert openapi_schema_errors("Item", item) == []
 
     # the failed platform alone was posted again; the others exactly once
     assert len(fake_platforms.calls_for(item_id, "instagram")) == 2
@@ -112,6 +114,7 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
     code, link = await api.post(item_id, "download", influencer)
     assert code == 200, link
     assert datetime.fromisoformat(link["expires_at"]) > datetime.now(timezone.utc)
+    assert openapi_schema_errors("DownloadLink", link) == []
     code, _ = await api.call("GET", link["url"])
     assert code == 302
     parts = urlsplit(link["url"])

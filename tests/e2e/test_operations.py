@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.service import claimed_event
-from tests.support import eventually, unique
+from tests.support import eventually, openapi_schema_errors, unique
 
 OPENAPI = Path(__file__).resolve().parents[2] / "contracts/api/v1/distribution-service.openapi.json"
 
@@ -44,5 +44,6 @@ async def test_stats_count_platform_outcomes_from_the_outcome_topics(api, topics
 
     after = await eventually(counted, timeout=30, what="stats counting the outcome")
     assert after["platforms"]["tiktok"] == before["platforms"]["tiktok"]
+    assert openapi_schema_errors("Stats", after) == []
     code, text = await api.call("GET", f"{api.base}/metrics")
     assert code == 200 and 'distribution_platform_outcomes{platform="youtube"' in text["text"]
