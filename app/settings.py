@@ -5,14 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.rules import CaptionLimits, Policy
-
-
-def _env(name: str) -> AliasChoices:
-    return AliasChoices(name)
 
 
 class Settings(BaseSettings):
@@ -20,9 +16,8 @@ class Settings(BaseSettings):
                                       populate_by_name=True)
 
     # Backing services; unset means "start the embedded one" (only `distribution dev` does).
-    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
-    kafka_bootstrap_servers: str | None = Field(
-        None, validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"))
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    kafka_bootstrap_servers: str | None = Field(None, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
 
     app_id: str = "distribution-service"
     jwt_secret: str = "development-only-secret-change-me-in-production"

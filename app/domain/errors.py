@@ -67,17 +67,14 @@ class Unavailable(DomainError):
     code = "unavailable"
 
 
-ERRORS_BY_CODE: dict[str, type[DomainError]] = {
-    c.code: c
-    for c in (InvalidRequest, UnsupportedPlatform, Unauthorized, Forbidden, NotFound,
-              InvalidStateTransition, Unavailable)
-}
-
-
 class Timeout(DomainError):
     """The command was sent but no answer came in time; it may still be applied."""
 
     code = "timeout"
 
 
-ERRORS_BY_CODE[Timeout.code] = Timeout
+ERRORS_BY_CODE: dict[str, type[DomainError]] = {
+    c.code: c
+    for c in (InvalidRequest, UnsupportedPlatform, Unauthorized, Forbidden, NotFound,
+              InvalidStateTransition, Unavailable, Timeout)
+}
