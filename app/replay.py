@@ -56,6 +56,8 @@ async def read_topics(bootstrap: str, topics: list[str], from_offset: int | None
                                 fetch_max_wait_ms=50, max_poll_records=2000)
     await consumer.start()
     try:
+        if any(consumer.partitions_for_topic(t) is None for t in topics):
+            await consumer._client.force_metadata_update()  # a topic created since start
         tps = [TopicPartition(t, p) for t in topics
                for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not tps:

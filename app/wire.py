@@ -61,12 +61,6 @@ class Command(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
-class Reply(BaseModel):
-    ok: bool
-    item: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-
-
 def _problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
                      for e in exc.errors()[:10])

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from app.cli import CLIPS_STAND_IN
 from app.embedded import Broker, start_postgres
 from app.db.migrate import migrate
 from app.db.pool import connect, create_pool
 
-CLIPS_STAND_IN = "CREATE TABLE clips (id text PRIMARY KEY, campaign_id text NOT NULL)"
 
 
 def _with_database(url: str, name: str) -> str:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from app.embedded import free_port
+from app.replay import read_topics
 from tests.support import JWT_SECRET, eventually, token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,32 +117,7 @@ class Topics:
 
     async def read_all(self, topic: str) -> list:
         """Every record now on the topic (all partitions, from the start)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    fetch_max_wait_ms=20)
-        await consumer.start()
-        try:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in partitions]
-            if not tps:
-                return []
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            records = []
-            # Tansu's end offset is one past the first record of the last batch: read on
-            # until a fetch finds nothing more.
-            while True:
-                batch = await consumer.getmany(*tps, timeout_ms=300)
-                for msgs in batch.values():
-                    records.extend(msgs)
-                if not batch and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                    break
-            return records
-        finally:
-            await consumer.stop()
+        return [r async for r in read_topics(self.bootstrap, [topic], 0, None)]
 
     async def records_for(self, topic: str, key: str) -> list[dict]:
         return [json.loads(r.value) for r in await self.read_all(topic)

@@ -10,9 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 from app.domain.errors import InvalidRequest
 from app.domain.rules import check_platform
 
-Text = Field(max_length=10_000)
-
-
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from app.domain.model import Platform
+
 from .items import caption_from_json
 from .pool import translate_errors
 from .queries import Q
@@ -42,7 +44,6 @@ def _caption_for(data: dict[str, Any] | None, platform: str) -> dict[str, Any]:
     caption = caption_from_json(data)
     if caption is None:
         return {"text": "", "hashtags": []}
-    from app.domain.model import Platform
     text = caption.for_platform(Platform(platform))
     body = {"text": text.text, "hashtags": list(text.hashtags)}
     if text.title is not None:

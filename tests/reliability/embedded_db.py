@@ -15,10 +15,11 @@ import aiohttp
 import asyncpg
 import psutil
 
+from app.cli import CLIPS_STAND_IN
 from app.db.migrate import migrate
 from app.db.pool import connect, create_pool
 from app.embedded import Broker, start_postgres
-from tests.conftest import CLIPS_STAND_IN, _with_database
+from tests.conftest import _with_database
 from tests.fakes.platform_server import FakePlatformServer
 from tests.service import Topics
 from tests.stack import Stack
