@@ -8,7 +8,7 @@ from app import handlers
 from app.domain.errors import InvalidRequest, Unavailable
 from app.faust_app import app
 from app.topics import commands_dlq_topic, commands_topic
-from app.wire import Command, parse_command
+from app.wire import PING, Command, parse_command
 
 from .dead_letters import dead_letter
 from .retrying import until_available
@@ -35,6 +35,9 @@ async def apply_commands(stream):
         except ValueError as exc:
             await dead_letter(commands_dlq_topic, event.message, "invalid_command", str(exc))
             yield handlers.error_reply(InvalidRequest(str(exc)))
+            continue
+        if command.kind == PING:
+            yield handlers.PONG
             continue
         try:
             applied = await apply(command)

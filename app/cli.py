@@ -9,6 +9,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from app.settings import DEVELOPMENT_DOWNLOAD_SECRET, DEVELOPMENT_JWT_SECRET
+
 CLIPS_STAND_IN = """
 CREATE TABLE IF NOT EXISTS clips (id text PRIMARY KEY, campaign_id text NOT NULL)
 """
@@ -94,16 +96,20 @@ def cmd_dev(args) -> int:
             os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
         os.environ.setdefault("DISTRIBUTION_WEB_PORT", str(args.port or 6066))
         os.environ.setdefault("DISTRIBUTION_LOG_JSON", "false")
+        # Public secrets: fine on a developer's machine, refused by every other command.
+        os.environ.setdefault("DISTRIBUTION_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
+        os.environ.setdefault("DISTRIBUTION_DOWNLOAD_SECRET", DEVELOPMENT_DOWNLOAD_SECRET)
         asyncio.run(_migrate(os.environ["DATABASE_URL"], stand_in_clips=True))
         s = _settings()
-        token = issue_token("influencer-dev", s.jwt_secret, timedelta(days=7))
+        token = issue_token("influencer-dev", s.jwt_secret.get_secret_value(), timedelta(days=7),
+                            scope=s.operator_scope)
         base = s.base_url
         print(f"""
 distribution service (development stack)
   URL:       {base}
   database:  {os.environ['DATABASE_URL']}
   broker:    {os.environ['KAFKA_BOOTSTRAP_SERVERS']}
-  token:     {token}   (sub = influencer-dev, 7 days)
+  token:     {token}   (sub = influencer-dev, operator, 7 days)
 
   curl -s -H "Authorization: Bearer {token}" {base}/api/v1/distribution/items/ITEM_ID
 
@@ -122,6 +128,7 @@ async def _replay(args, s) -> int:
 
     from tqdm import tqdm
 
+    from app.broker_security import kafka_client_kwargs
     from app.db.pool import create_pool
     from app.replay import replay
 
@@ -136,7 +143,8 @@ async def _replay(args, s) -> int:
         report = await replay(pool, s.kafka_bootstrap_servers, s.policy(),
                               from_offset=args.from_offset, from_time=from_time,
                               topics=tuple(args.topics.split(",")), progress=bar.update,
-                              on_total=lambda n: setattr(bar, "total", n) or bar.refresh())
+                              on_total=lambda n: setattr(bar, "total", n) or bar.refresh(),
+                              security=kafka_client_kwargs(s))
     finally:
         bar.close()
         await pool.close()
@@ -162,8 +170,27 @@ def cmd_replay(args) -> int:
 def cmd_token(args) -> int:
     from web.auth import issue_token
 
-    print(issue_token(args.sub, _settings().jwt_secret, timedelta(hours=args.hours)))
+    s = _settings()
+    if s.jwt_secret is None:
+        print("DISTRIBUTION_JWT_SECRET is not set: tokens of an identity provider are made "
+              "there, not here", file=sys.stderr)
+        return 2
+    print(issue_token(args.sub, s.jwt_secret.get_secret_value(), timedelta(hours=args.hours),
+                      scope=s.operator_scope if args.operator else None,
+                      issuer=s.jwt_issuer, audience=s.jwt_audience))
     return 0
+
+
+def refuse_unsafe_settings() -> int | None:
+    """Exit status 2 with a message naming each variable, when the settings are unsafe."""
+    from app.settings import unsafe_settings
+
+    problems = unsafe_settings(_settings())
+    if not problems:
+        return None
+    print("refusing to start: " + "; ".join(problems) + " (`distribution dev` runs with "
+          "development secrets; see the README's configuration section)", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     token = sub.add_parser("token", help="print a development token")
     token.add_argument("--sub", required=True, help="the influencer id")
     token.add_argument("--hours", type=float, default=24)
+    token.add_argument("--operator", action="store_true",
+                       help="with the operator scope (any item, any action)")
     token.set_defaults(func=cmd_token)
     rep = sub.add_parser("replay", help="re-apply distribution.claimed and distribution.commands")
     where = rep.add_mutually_exclusive_group()
@@ -187,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=cmd_replay)
     args = parser.parse_args(argv)
+    if args.func is not cmd_dev:
+        refused = refuse_unsafe_settings()
+        if refused is not None:
+            return refused
     return args.func(args)
 
 

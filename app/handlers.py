@@ -24,7 +24,7 @@ from app.domain import events as e
 from app.domain.errors import DomainError, InvalidRequest, NotFound
 from app.domain.rules import Policy, claim_expires_at
 from app.domain.transitions import decide
-from app.wire import ClaimData, Command
+from app.wire import ClaimData, Command, actor_of
 
 log = logging.getLogger("distribution.handlers")
 
@@ -76,6 +76,10 @@ class Applied:
     repeated: bool = False  # the command was applied before; this is its first reply
 
 
+#: The reply to a readiness probe's ping, which changes nothing.
+PONG: dict[str, Any] = {"ok": True, "item": None, "error": None}
+
+
 def error_reply(error: DomainError) -> dict[str, Any]:
     return {"ok": False, "item": None, "error": error.as_dict()}
 
@@ -92,12 +96,12 @@ async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Po
             reply, applied = error_reply(NotFound(item_id=command.item_id)), None
         else:
             try:
-                decision = decide(item, command.actor, to_domain(command), now, policy)
+                decision = decide(item, actor_of(command), to_domain(command), now, policy)
             except DomainError as err:
                 reply, applied = error_reply(err), None
             else:
                 await uow.items.save(item, decision.item)
-                await uow.items.add_analytics(item.id, decision.events, now)
+                await uow.items.add_analytics(item.id, decision.events, now, command.actor)
                 outcomes = outcome_envelopes(decision.item, decision.events, now,
                                              command.trace_id, cause=command.command_id)
                 for topic, envelope in outcomes:
@@ -123,7 +127,8 @@ async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Po
 
 def _log_extra(command: Command, **fields: Any) -> dict[str, Any]:
     return {"item_id": command.item_id, "command": command.kind,
-            "command_id": command.command_id, "trace_id": command.trace_id, **fields}
+            "command_id": command.command_id, "trace_id": command.trace_id,
+            "actor": command.actor, "operator": command.operator, **fields}
 
 
 @dataclass

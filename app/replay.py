@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from app import handlers
 from app.domain.rules import Policy
-from app.wire import parse_claim, parse_command
+from app.wire import PING, parse_claim, parse_command
 
 log = logging.getLogger("distribution.replay")
 
@@ -48,12 +49,15 @@ async def _start_positions(consumer: AIOKafkaConsumer, tps: list[TopicPartition]
 
 async def read_topics(bootstrap: str, topics: list[str], from_offset: int | None,
                       from_time: datetime | None,
-                      on_total: Callable[[int], None] = lambda n: None
+                      on_total: Callable[[int], None] = lambda n: None,
+                      security: Mapping[str, Any] | None = None
                       ) -> AsyncIterator[ConsumerRecord]:
     """The records from the start positions to the end, merged across topics and partitions
-    in timestamp order (each partition's own order kept)."""
+    in timestamp order (each partition's own order kept). `security`: TLS and SASL keyword
+    arguments of the consumer (app.broker_security.kafka_client_kwargs)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                fetch_max_wait_ms=50, max_poll_records=2000)
+                                fetch_max_wait_ms=50, max_poll_records=2000,
+                                **(security or {}))
     await consumer.start()
     try:
         if any(consumer.partitions_for_topic(t) is None for t in topics):
@@ -90,7 +94,8 @@ async def replay(pool: asyncpg.Pool, bootstrap: str, policy: Policy,
                  from_offset: int | None = 0, from_time: datetime | None = None,
                  topics: tuple[str, ...] = (CLAIMED, COMMANDS),
                  progress: Callable[[int], None] = lambda n: None,
-                 on_total: Callable[[int], None] = lambda n: None) -> ReplayReport:
+                 on_total: Callable[[int], None] = lambda n: None,
+                 security: Mapping[str, Any] | None = None) -> ReplayReport:
     report = ReplayReport()
     claims: list = []
 
@@ -101,7 +106,8 @@ async def replay(pool: asyncpg.Pool, bootstrap: str, policy: Policy,
             report.skipped += len(result.unknown_clips)
             claims.clear()
 
-    async for record in read_topics(bootstrap, list(topics), from_offset, from_time, on_total):
+    async for record in read_topics(bootstrap, list(topics), from_offset, from_time, on_total,
+                                    security):
         report.records += 1
         try:
             if record.topic == CLAIMED:
@@ -111,6 +117,9 @@ async def replay(pool: asyncpg.Pool, bootstrap: str, policy: Policy,
             else:
                 await flush_claims()  # an item's claim comes before its commands
                 command = parse_command(record.value)
+                if command.kind == PING:  # a readiness probe, nothing to apply
+                    progress(1)
+                    continue
                 applied = await handlers.handle(pool, command, command.issued_at, policy)
                 if applied.repeated:
                     report.commands_repeated += 1

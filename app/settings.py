@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.rules import CaptionLimits, Policy
@@ -20,9 +21,17 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(None, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
 
     app_id: str = "distribution-service"
-    jwt_secret: str = "development-only-secret-change-me-in-production"
-    jwt_public_key: str | None = None  # RS256/ES256 verification key (PEM), beside the HS256 key
-    jwt_leeway_seconds: float = 30.0
+
+    # Bearer tokens (see web/auth.py); at least one key is required outside `distribution dev`.
+    jwt_secret: SecretStr | None = None  # HS256 shared secret, at least 32 bytes
+    jwt_public_key: str | None = None  # PEM key for RS256/ES256 tokens
+    jwt_jwks_url: str | None = None  # the identity provider's JWKS document
+    jwt_algorithms: str = "HS256,RS256,ES256"  # allow-list; only those with a key are used
+    jwt_issuer: str | None = None  # `iss` required and checked when set
+    jwt_audience: str | None = None  # `aud` required and checked when set
+    jwt_leeway_seconds: float = 10.0
+    jwks_cache_seconds: int = 300
+    operator_scope: str = "distribution:operate"  # in the `scope` claim: any item, any action
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     public_base_url: str | None = None  # base of download links; default http://host:port
@@ -62,7 +71,7 @@ class Settings(BaseSettings):
     # Neighbours.
     media_base_url: str | None = None  # M06 owner API; unset: a deterministic local stand-in
     media_timeout_seconds: float = 2.0
-    download_secret: str | None = None  # defaults to the JWT secret
+    download_secret: SecretStr | None = None  # signing key of download links, at least 32 bytes
     download_ttl_seconds: int = 900
 
     # Broker tuning (see DESIGN §5 on Tansu's timing).
@@ -75,6 +84,27 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     framework_log_level: str = "WARNING"  # Faust, mode and aiokafka
     log_json: bool = True
+
+    # HTTP surface.
+    rate_limit_per_second: float = 20.0  # per caller and worker, mutations and reads alike
+    rate_limit_burst: int = 40
+    idempotency_key_ttl_hours: float = 24.0
+    # A command id is remembered this long; it must outlast the commands topic's retention,
+    # or a replay of the topic would apply a forgotten command again.
+    processed_commands_retention_hours: float = 24.0 * 14
+    housekeeping_interval_seconds: float = 300.0
+
+    # Secured Kafka (every producer, consumer and admin client of the service).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: str | None = None  # PEM bundle; unset: the system's CAs
+    kafka_ssl_cert_file: str | None = None  # client certificate (PEM), for mutual TLS
+    kafka_ssl_key_file: str | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    topic_replication_factor: int = 1  # of the topics the service creates
+    topic_retention_hours: float = 24.0 * 7
 
     def policy(self) -> Policy:
         return Policy(
@@ -101,7 +131,7 @@ class Settings(BaseSettings):
 
     @property
     def download_key(self) -> bytes:
-        return (self.download_secret or self.jwt_secret).encode()
+        return self.download_secret.get_secret_value().encode() if self.download_secret else b""
 
     @property
     def base_url(self) -> str:
@@ -111,3 +141,48 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+#: The HS256 secret `distribution dev` uses; refused everywhere else, since it is public.
+DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-in-production"
+DEVELOPMENT_DOWNLOAD_SECRET = "development-only-download-secret-change-me"
+MIN_SECRET_BYTES = 32
+
+
+def _secret_problem(variable: str, secret: SecretStr | None, development: str) -> str | None:
+    if secret is None or not secret.get_secret_value():
+        return f"{variable} is not set"
+    value = secret.get_secret_value()
+    if value == development:
+        return f"{variable} is the public development default"
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return f"{variable} is shorter than {MIN_SECRET_BYTES} bytes"
+    return None
+
+
+def unsafe_settings(settings: Settings) -> list[str]:
+    """Why these settings must not serve anyone but a developer (empty: they may)."""
+    problems = []
+    if settings.jwt_secret is not None or not (settings.jwt_public_key or settings.jwt_jwks_url):
+        # An HS256 secret is optional only when tokens are verified by a public key.
+        problem = _secret_problem("DISTRIBUTION_JWT_SECRET", settings.jwt_secret,
+                                  DEVELOPMENT_JWT_SECRET)
+        if problem and settings.jwt_secret is None:
+            problem += (" (nor DISTRIBUTION_JWT_PUBLIC_KEY or DISTRIBUTION_JWT_JWKS_URL: "
+                        "no token could be verified)")
+        if problem:
+            problems.append(problem)
+    problem = _secret_problem("DISTRIBUTION_DOWNLOAD_SECRET", settings.download_secret,
+                              DEVELOPMENT_DOWNLOAD_SECRET)
+    if problem:
+        problems.append(problem)
+    if settings.jwt_secret is not None and settings.download_secret is not None and (
+            settings.jwt_secret.get_secret_value() == settings.download_secret.get_secret_value()):
+        problems.append("DISTRIBUTION_DOWNLOAD_SECRET must differ from DISTRIBUTION_JWT_SECRET")
+    retention = settings.processed_commands_retention_hours
+    if retention <= settings.topic_retention_hours:
+        problems.append(
+            f"DISTRIBUTION_PROCESSED_COMMANDS_RETENTION_HOURS ({retention:g}) must exceed "
+            f"DISTRIBUTION_TOPIC_RETENTION_HOURS ({settings.topic_retention_hours:g}): a replay "
+            "of the commands topic would apply forgotten commands again")
+    return problems

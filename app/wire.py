@@ -9,12 +9,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.domain.model import ITEM_ID_PATTERN, Actor
 from app.envelope import Envelope
 
 Id = Field(min_length=1, max_length=200)
+ItemId = Field(pattern=ITEM_ID_PATTERN)  # an item id must be addressable over HTTP
 
 CommandKind = Literal["add-overlay", "schedule", "reschedule", "publish", "publish-multi",
-                      "retry", "download", "publish-due", "platform-result"]
+                      "retry", "download", "publish-due", "platform-result", "ping"]
+#: A readiness probe's round trip through the command agent; it changes nothing.
+PING = "ping"
 
 CLAIMED_EVENT_TYPES = {"distribution.claimed"}
 
@@ -22,7 +26,7 @@ CLAIMED_EVENT_TYPES = {"distribution.claimed"}
 class ClaimData(BaseModel):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
-    claim_id: str = Id
+    claim_id: str = ItemId
     clip_id: str = Id
     influencer_id: str = Id
     campaign_id: str | None = Field(None, min_length=1, max_length=200)
@@ -55,10 +59,15 @@ class Command(BaseModel):
     command_id: str = Id
     kind: CommandKind
     item_id: str = Id
-    actor: str | None = None  # the influencer asking; None for the service's own commands
+    actor: str | None = None  # who asks (token subject); None for the service's own commands
+    operator: bool = False  # the actor holds the operator scope: any item, any action
     trace_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     issued_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     payload: dict[str, Any] = Field(default_factory=dict)
+
+
+def actor_of(command: Command) -> Actor | None:
+    return Actor(command.actor, command.operator) if command.actor is not None else None
 
 
 def _problems(exc: ValidationError) -> str:

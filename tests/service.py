@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from app.embedded import free_port
 from app.replay import read_topics
-from tests.support import JWT_SECRET, eventually, token
+from tests.support import DOWNLOAD_SECRET, JWT_SECRET, eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +42,10 @@ class ServiceProcess:
                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                "DISTRIBUTION_WEB_PORT": str(self.port),
                "DISTRIBUTION_JWT_SECRET": JWT_SECRET,
+               "DISTRIBUTION_DOWNLOAD_SECRET": DOWNLOAD_SECRET,
+               # Tests call fast and often, as one caller; the limit has a test of its own.
+               "DISTRIBUTION_RATE_LIMIT_PER_SECOND": "10000",
+               "DISTRIBUTION_RATE_LIMIT_BURST": "10000",
                "DISTRIBUTION_TOPIC_PARTITIONS": "4",
                "DISTRIBUTION_MIN_SCHEDULE_LEAD_SECONDS": "2",
                "DISTRIBUTION_SCHEDULER_INTERVAL_SECONDS": "0.2",
@@ -58,17 +62,16 @@ class ServiceProcess:
         return self
 
     async def ready(self, timeout: float = 90.0) -> ServiceProcess:
-        """Ready once a command makes the round trip through its agent (404 for no item)."""
-        headers = {"Authorization": f"Bearer {token('readiness-probe')}"}
+        """Ready once /readyz says so: database, broker and a command's round trip through
+        the command agent."""
 
         async def probe():
             if self.process.poll() is not None:
                 raise AssertionError(f"the worker exited:\n{self.log_tail()}")
             try:
-                async with aiohttp.ClientSession() as s, s.post(
-                        f"{self.url}/api/v1/distribution/items/probe-{uuid.uuid4().hex}/retry",
-                        headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as r:
-                    return r.status == 404
+                async with aiohttp.ClientSession() as s, s.get(
+                        f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=5)) as r:
+                    return r.status == 200
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 return False
 

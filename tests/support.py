@@ -11,6 +11,8 @@ from typing import TypeVar
 T = TypeVar("T")
 
 JWT_SECRET = "test-secret-of-the-distribution-service-suite"
+DOWNLOAD_SECRET = "test-download-secret-of-the-distribution-suite"
+OPERATOR_SCOPE = "distribution:operate"
 
 
 def unique(prefix: str) -> str:
@@ -31,13 +33,20 @@ async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 30.0,
         await asyncio.sleep(interval)
 
 
+def operator_token(sub: str = "operator-1") -> str:
+    return token(sub, scope=OPERATOR_SCOPE)
+
+
 def token(sub: str, secret: str = JWT_SECRET, **claims) -> str:
     from datetime import timedelta
 
     from web.auth import issue_token
     if claims:
+        import time
+
         import jwt
-        return jwt.encode({"sub": sub, **claims}, secret, algorithm="HS256")
+        return jwt.encode({"sub": sub, "exp": int(time.time()) + 3600, **claims}, secret,
+                          algorithm="HS256")
     return issue_token(sub, secret, timedelta(hours=1))
 
 

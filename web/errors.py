@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from aiohttp import web
 
@@ -13,20 +14,28 @@ log = logging.getLogger("distribution.web")
 STATUS_BY_CODE = {
     "invalid_request": 400, "unsupported_platform": 400, "unauthorized": 401,
     "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
-    "invalid_state_transition": 409, "payload_too_large": 413, "internal": 500,
-    "unavailable": 503, "timeout": 504,
+    "invalid_state_transition": 409, "idempotency_key_in_use": 409,
+    "payload_too_large": 413, "rule_violation": 422, "idempotency_key_mismatch": 422,
+    "rate_limited": 429, "internal": 500, "unavailable": 503, "timeout": 504,
 }
 CODE_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
                   400: "invalid_request", 401: "unauthorized", 403: "forbidden"}
-RETRY_AFTER_SECONDS = "2"
+RETRY_AFTER_SECONDS = 2
+#: Headers of aiohttp's own refusals worth keeping (405 names the allowed methods).
+KEPT_HEADERS = ("Allow",)
 
 
-def error_response(code: str, message: str, details: dict | None = None) -> web.Response:
+def error_response(code: str, message: str, details: dict | None = None,
+                   headers: dict[str, str] | None = None) -> web.Response:
     status = STATUS_BY_CODE.get(code, 400)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status in (503, 504) else None
+    headers = dict(headers or {})
+    details = details or {}
+    if status in (409, 429, 503, 504) and code != "invalid_state_transition":
+        retry_after = details.get("retry_after_seconds", RETRY_AFTER_SECONDS)
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if code == "unauthorized":
-        headers = {"WWW-Authenticate": 'Bearer realm="distribution"'}
-    body = {"error": {"code": code, "message": message, "details": details or {}}}
+        headers["WWW-Authenticate"] = 'Bearer realm="distribution"'
+    body = {"error": {"code": code, "message": message, "details": details}}
     return web.json_response(body, status=status, headers=headers)
 
 
@@ -40,7 +49,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise  # redirects
         code = CODE_BY_STATUS.get(exc.status, "invalid_request")
-        return error_response(code, exc.reason or code)
+        kept = {h: exc.headers[h] for h in KEPT_HEADERS if h in exc.headers}
+        return error_response(code, exc.reason or code, headers=kept)
     except Exception:
         log.exception("unexpected error", extra={"path": request.path,
                                                   "method": request.method})

@@ -12,6 +12,9 @@ from app.db.queries import Q
 from app.faust_app import app
 from tables.publish_stats import publish_stats, snapshot
 
+from .auth import require_operator
+from .items import authenticate, ping
+
 CHECK_TIMEOUT_SECONDS = 2.0
 OPENAPI = Path(__file__).resolve().parents[1] / "contracts/api/v1/distribution-service.openapi.json"
 
@@ -44,9 +47,9 @@ class Liveness(View):
 @app.page("/readyz")
 class Readiness(View):
     async def get(self, request: Request) -> Response:
-        database, broker = await asyncio.gather(run_check(check_database),
-                                                run_check(check_broker))
-        checks = {"database": database, "broker": broker}
+        database, broker, commands = await asyncio.gather(
+            run_check(check_database), run_check(check_broker), run_check(ping))
+        checks = {"database": database, "broker": broker, "commands": commands}
         ready = all(v == "ok" for v in checks.values())
         return self.json({"status": "ready" if ready else "unavailable", "checks": checks},
                          status=200 if ready else 503)
@@ -54,7 +57,10 @@ class Readiness(View):
 
 @app.page("/metrics")
 class Metrics(View):
+    """Operator only: it tells how busy each platform is."""
+
     async def get(self, request: Request) -> Response:
+        require_operator(await authenticate(request))
         stats = snapshot()
         lines = ["# HELP distribution_platform_outcomes Platform outcomes in the stats window.",
                  "# TYPE distribution_platform_outcomes gauge"]
@@ -73,8 +79,14 @@ class Metrics(View):
 
 @app.page("/api/v1/distribution/stats")
 class Stats(View):
-    @app.table_route(table=publish_stats, exact_key="tiktok")
+    """Operator only; answered by the worker holding the table (the token travels along)."""
+
     async def get(self, request: Request) -> Response:
+        require_operator(await authenticate(request))
+        return await self.routed(request)
+
+    @app.table_route(table=publish_stats, exact_key="tiktok")
+    async def routed(self, request: Request) -> Response:
         return self.json(snapshot())
 
 

@@ -1,28 +1,74 @@
-"""One view per item route: check the token, parse, ask the command agent, render."""
+"""One view per item route: authenticate, check the input, check access, ask, render.
+
+Every check that can refuse a request runs before its command reaches the topic: a caller
+who may not act on the item gets the same 404 as for a missing item, and no lock is taken
+and no row written for them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Awaitable
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from faust.web import Request, Response, View
 
 from agents.commands import apply_commands
-from app.db.read_model import item_json, preview_json, read_item
-from app.domain.errors import DomainError, NotFound, Timeout, Unavailable
+from app.db import idempotency
+from app.db.idempotency import KeyScope, StoredAnswer, request_hash
+from app.db.read_model import item_json, item_owner, preview_json, read_item
+from app.domain.errors import DomainError, InvalidRequest, NotFound, Timeout, Unavailable
 from app.domain.links import sign
-from app.domain.transitions import check_owner
+from app.domain.transitions import may_act_on
 from app.envelope import rfc3339
 from app.faust_app import app
 from app.topics import encode
-from app.wire import Command
+from app.wire import PING, Command
 
 from . import schemas
-from .auth import caller
+from .auth import Caller, TokenVerifier
+from .errors import STATUS_BY_CODE
+from .rate_limit import RateLimiter
+
+log = logging.getLogger("distribution.web")
 
 ITEM = "/api/v1/distribution/items/{id}"
+IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+#: Answers to a request with an Idempotency-Key that are not kept: it did not run (400,
+#: 404) or its outcome is not known yet (503, 504); the key may be used again.
+NOT_STORED = {400, 404}
+OUTCOME_UNKNOWN = {503, 504}
+
+verifier = TokenVerifier(app.settings)
+limiter = RateLimiter(app.settings.rate_limit_per_second, app.settings.rate_limit_burst)
+T = TypeVar("T")
+
+
+async def authenticate(request: Request) -> Caller:
+    """The caller of a request (401 without a valid token), within its rate (else 429)."""
+    caller = await verifier.caller(request.headers.get("Authorization"))
+    limiter.admit(caller.subject, time.monotonic())
+    return caller
+
+
+async def bounded(work: Awaitable[T], item_id: str | None = None) -> T:
+    """Any request waits at most the request timeout (then 504)."""
+    try:
+        return await asyncio.wait_for(work, timeout=app.settings.request_timeout_seconds)
+    except asyncio.TimeoutError:
+        raise Timeout(**({"item_id": item_id} if item_id else {})) from None
+
+
+async def check_access(caller: Caller, item_id: str) -> None:
+    owner = await bounded(item_owner(app.pool, item_id), item_id)
+    if owner is None or not may_act_on(owner, caller.actor):
+        raise NotFound(item_id=item_id)
 
 
 async def ask(command: Command) -> dict:
@@ -41,67 +87,125 @@ async def ask(command: Command) -> dict:
     return reply
 
 
-def command_id(request: Request, actor: str, item_id: str, kind: str) -> str:
-    key = request.headers.get("Idempotency-Key")
-    if key:
-        return f"http:{actor}:{item_id}:{kind}:{key[:200]}"
-    return f"http:{uuid.uuid4()}"
+async def ping() -> str:
+    """A round trip through the command agent (readiness)."""
+    key = f"ping-{uuid.uuid4().hex}"
+    await ask(Command(command_id=key, kind=PING, item_id=key))
+    return "ok"
+
+
+def idempotency_key(request: Request) -> str | None:
+    keys = request.headers.getall("Idempotency-Key", [])
+    if not keys:
+        return None
+    if len(keys) > 1 or not IDEMPOTENCY_KEY.match(keys[0]):
+        raise InvalidRequest("Idempotency-Key must be one value of 1 to 255 printable ASCII "
+                             "characters", field="Idempotency-Key")
+    return keys[0]
 
 
 class CommandView(View):
     """POST: the body becomes a command for the item."""
 
     kind: str
+    route: str
     schema: type[schemas.Body] = schemas.EmptyBody
     status: int = 200
 
     async def post(self, request: Request, id: str) -> Response:
-        actor = caller(request.headers.get("Authorization"), app.settings)
-        body = schemas.parse(await request.read(), self.schema)
-        command = Command(command_id=command_id(request, actor, id, self.kind),
-                          kind=self.kind, item_id=id, actor=actor, payload=body.payload())
-        reply = await ask(command)
-        return self.render(reply)
+        caller = await authenticate(request)
+        item_id = schemas.check_item_id(id)
+        key = idempotency_key(request)
+        payload = schemas.parse(await request.read(), self.schema).payload()
+        await check_access(caller, item_id)
+        if key is None:
+            return self.json(*self.answer(await self.run(f"http:{uuid.uuid4().hex}",
+                                                         caller, item_id, payload)))
+        scope = KeyScope(caller.subject, self.route, item_id, key)
+        s = app.settings
+        begun = await idempotency.begin(
+            app.pool, scope, request_hash(payload), app.now(),
+            retention=timedelta(hours=s.idempotency_key_ttl_hours),
+            lease=timedelta(seconds=s.request_timeout_seconds + 5))
+        if isinstance(begun, StoredAnswer):
+            return self.json(begun.body, status=begun.status,
+                             headers={"Idempotent-Replayed": "true"})
+        try:
+            body, status = self.answer(await self.run(begun.command_id, caller, item_id, payload))
+        except DomainError as err:
+            await self.settle_refusal(scope, err)
+            raise
+        except BaseException:  # cancelled: the outcome is unknown, let a retry find out
+            await self.settle(idempotency.release(app.pool, scope), scope)
+            raise
+        await idempotency.complete(app.pool, scope, status, body)
+        return self.json(body, status=status)
 
-    def render(self, reply: dict) -> Response:
-        return self.json(reply["item"], status=self.status)
+    async def run(self, command_id: str, caller: Caller, item_id: str,
+                  payload: dict[str, Any]) -> dict:
+        return await ask(Command(command_id=command_id, kind=self.kind, item_id=item_id,
+                                 actor=caller.subject, operator=caller.operator,
+                                 payload=payload))
+
+    def answer(self, reply: dict) -> tuple[dict[str, Any], int]:
+        return reply["item"], self.status
+
+    async def settle_refusal(self, scope: KeyScope, err: DomainError) -> None:
+        status = STATUS_BY_CODE.get(err.code, 400)
+        if status in NOT_STORED:
+            await self.settle(idempotency.forget(app.pool, scope), scope)
+        elif status in OUTCOME_UNKNOWN:
+            await self.settle(idempotency.release(app.pool, scope), scope)
+        else:  # it ran and was refused (409, 422): that is the answer to give again
+            body = {"error": err.as_dict()}
+            await self.settle(idempotency.complete(app.pool, scope, status, body), scope)
+
+    @staticmethod
+    async def settle(bookkeeping: Awaitable[None], scope: KeyScope) -> None:
+        """Key bookkeeping on the way out of a failed request must not hide its error; a key
+        left in flight is free again once its lease runs out."""
+        try:
+            await asyncio.shield(bookkeeping)
+        except (DomainError, asyncio.CancelledError):
+            log.warning("idempotency key left in flight until its lease runs out",
+                        extra={"item_id": scope.item_id, "route": scope.route})
 
 
 @app.page(ITEM + "/overlays")
 class Overlays(CommandView):
-    kind, schema = "add-overlay", schemas.OverlayBody
+    kind, route, schema = "add-overlay", "overlays", schemas.OverlayBody
 
 
 @app.page(ITEM + "/schedule")
 class ScheduleItem(CommandView):
-    kind, schema = "schedule", schemas.ScheduleBody
+    kind, route, schema = "schedule", "schedule", schemas.ScheduleBody
 
 
 @app.page(ITEM + "/reschedule")
 class RescheduleItem(CommandView):
-    kind, schema = "reschedule", schemas.RescheduleBody
+    kind, route, schema = "reschedule", "reschedule", schemas.RescheduleBody
 
 
 @app.page(ITEM + "/publish")
 class PublishItem(CommandView):
-    kind, schema, status = "publish", schemas.PublishBody, 202
+    kind, route, schema, status = "publish", "publish", schemas.PublishBody, 202
 
 
 @app.page(ITEM + "/publish-multi")
 class PublishMulti(CommandView):
-    kind, schema, status = "publish-multi", schemas.PublishMultiBody, 202
+    kind, route, schema, status = "publish-multi", "publish-multi", schemas.PublishMultiBody, 202
 
 
 @app.page(ITEM + "/retry")
 class RetryItem(CommandView):
-    kind, status = "retry", 202
+    kind, route, status = "retry", "retry", 202
 
 
 @app.page(ITEM + "/download")
 class Download(CommandView):
-    kind = "download"
+    kind, route = "download", "download"
 
-    def render(self, reply: dict) -> Response:
+    def answer(self, reply: dict) -> tuple[dict[str, Any], int]:
         item_id = reply["item"]["id"]
         s = app.settings
         expires, signature = sign(item_id, datetime.now(timezone.utc), s.download_ttl_seconds,
@@ -109,28 +213,29 @@ class Download(CommandView):
         url = (f"{s.base_url}/api/v1/distribution/downloads/{quote(item_id, safe='')}"
                f"?expires={expires}&signature={signature}")
         expires_at = rfc3339(datetime.fromtimestamp(expires, timezone.utc))
-        return self.json({"url": url, "expires_at": expires_at})
+        return {"url": url, "expires_at": expires_at}, 200
 
 
-async def owned_item(request: Request, item_id: str):
-    actor = caller(request.headers.get("Authorization"), app.settings)
-    found = await read_item(app.pool, item_id)
-    if found is None:
+async def readable_item(request: Request, item_id: str):
+    caller = await authenticate(request)
+    item_id = schemas.check_item_id(item_id)
+    found = await bounded(read_item(app.pool, item_id), item_id)
+    if found is None or not may_act_on(found[0].influencer_id, caller.actor):
         raise NotFound(item_id=item_id)
-    check_owner(found[0], actor)
     return found
 
 
 @app.page(ITEM)
 class GetItem(View):
     async def get(self, request: Request, id: str) -> Response:
-        item, row = await owned_item(request, id)
+        item, row = await readable_item(request, id)
         return self.json(item_json(item, row))
 
 
 @app.page(ITEM + "/preview")
 class Preview(View):
     async def get(self, request: Request, id: str) -> Response:
-        item, _ = await owned_item(request, id)
-        media = await app.media.media_for(item.clip_id)
+        item, _ = await readable_item(request, id)
+        media = await bounded(app.media.media_for(item.clip_id), item.id)
         return self.json(preview_json(item, media.url, media.duration_seconds))
+

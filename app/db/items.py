@@ -108,7 +108,9 @@ class ItemRepository:
             [r.post_url for r in rows], [r.published_at for r in rows],
             [r.in_round for r in rows])
 
-    async def add_analytics(self, item_id: str, events: list[e.Event], now: datetime) -> None:
+    async def add_analytics(self, item_id: str, events: list[e.Event], now: datetime,
+                            actor: str | None) -> None:
+        """One row per platform outcome or download, naming who asked (None: the service)."""
         rows = []
         for ev in events:
             if isinstance(ev, e.PlatformPublished):
@@ -120,4 +122,4 @@ class ItemRepository:
         if rows:
             cols = list(zip(*rows))
             await self.conn.execute(Q["insert_analytics"], item_id, *map(list, cols),
-                                    [now] * len(rows))
+                                    [now] * len(rows), actor)

@@ -101,10 +101,11 @@ SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, key_attempt = EXCLUD
 
 -- name: insert_analytics
 -- One row per platform outcome or download. $1 item id, then arrays: $2 platform,
--- $3 event_type, $4 attempt, $5 post_id, $6 error, $7 occurred_at
-INSERT INTO publishing_analytics (item_id, platform, event_type, attempt, post_id, error, occurred_at)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
-                         $7::timestamptz[])
+-- $3 event_type, $4 attempt, $5 post_id, $6 error, $7 occurred_at; $8 actor
+INSERT INTO publishing_analytics
+    (item_id, platform, event_type, attempt, post_id, error, occurred_at, actor)
+SELECT $1, u.*, $8 FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                               $7::timestamptz[]) AS u
 
 -- name: insert_outbox
 -- Written in the transaction of the outcome it reports. $1 event id, $2 topic,
@@ -184,3 +185,69 @@ WHERE id = ANY($1::bigint[])
 -- $1 ids, $2 error
 UPDATE distribution_outbox SET attempts = attempts + 1, last_error = $2
 WHERE id = ANY($1::bigint[])
+
+-- name: item_owner
+-- Who owns an item, read before a command is sent (no lock). $1 item id
+SELECT influencer_id FROM distribution_items WHERE id = $1
+
+-- name: forget_expired_idempotency_key
+-- A key older than its retention counts as never used. $1 caller, $2 route, $3 item id,
+-- $4 key, $5 retention cutoff
+DELETE FROM distribution_idempotency_keys
+WHERE caller = $1 AND route = $2 AND item_id = $3 AND idempotency_key = $4 AND created_at < $5
+
+-- name: insert_idempotency_key
+-- The first request with a key takes it, in flight until $7. $1 caller, $2 route,
+-- $3 item id, $4 key, $5 request hash, $6 command id, $7 locked until
+INSERT INTO distribution_idempotency_keys
+    (caller, route, item_id, idempotency_key, request_hash, command_id, locked_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT DO NOTHING
+RETURNING command_id
+
+-- name: take_idempotency_key
+-- The key's record, locked; a later request decides from it what to answer.
+-- $1 caller, $2 route, $3 item id, $4 key
+SELECT request_hash, command_id, locked_until, response_status, response_body
+FROM distribution_idempotency_keys
+WHERE caller = $1 AND route = $2 AND item_id = $3 AND idempotency_key = $4
+FOR UPDATE
+
+-- name: relock_idempotency_key
+-- A request that found the key free (the first one gave up or crashed) takes it over.
+-- $1 caller, $2 route, $3 item id, $4 key, $5 locked until
+UPDATE distribution_idempotency_keys SET locked_until = $5
+WHERE caller = $1 AND route = $2 AND item_id = $3 AND idempotency_key = $4
+
+-- name: complete_idempotency_key
+-- The answer to replay. $1 caller, $2 route, $3 item id, $4 key, $5 status, $6 body
+UPDATE distribution_idempotency_keys
+SET locked_until = NULL, response_status = $5, response_body = $6
+WHERE caller = $1 AND route = $2 AND item_id = $3 AND idempotency_key = $4
+
+-- name: release_idempotency_key
+-- No answer to store (503, 504): the next request with the key may send the same command
+-- again at once. $1 caller, $2 route, $3 item id, $4 key
+UPDATE distribution_idempotency_keys SET locked_until = now() - interval '1 second'
+WHERE caller = $1 AND route = $2 AND item_id = $3 AND idempotency_key = $4
+  AND response_status IS NULL
+
+-- name: delete_idempotency_key
+-- The request was refused before it ran (400, 404): the key stays unused.
+-- $1 caller, $2 route, $3 item id, $4 key
+DELETE FROM distribution_idempotency_keys
+WHERE caller = $1 AND route = $2 AND item_id = $3 AND idempotency_key = $4
+
+-- name: prune_idempotency_keys
+-- Keys past their retention, a batch at a time. $1 cutoff, $2 batch size
+DELETE FROM distribution_idempotency_keys
+WHERE ctid = ANY(ARRAY(SELECT ctid FROM distribution_idempotency_keys
+                       WHERE created_at < $1 LIMIT $2))
+
+-- name: prune_processed_commands
+-- Applied-command records past their retention, a batch at a time. The retention outlasts
+-- the commands topic's, so every command a replay can still read is remembered.
+-- $1 cutoff, $2 batch size
+DELETE FROM distribution_processed_commands
+WHERE command_id = ANY(ARRAY(SELECT command_id FROM distribution_processed_commands
+                             WHERE processed_at < $1 LIMIT $2))

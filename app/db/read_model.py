@@ -13,6 +13,7 @@ from app.envelope import rfc3339
 
 from .items import ItemRepository, caption_to_json, item_from_row
 from .pool import translate_errors
+from .queries import Q
 
 
 def _time(value) -> str | None:
@@ -81,3 +82,9 @@ async def read_item(pool: asyncpg.Pool, item_id: str) -> tuple[Item, asyncpg.Rec
     async with translate_errors(), pool.acquire() as conn:
         row = await ItemRepository(conn).get_row(item_id)
     return (item_from_row(row), row) if row is not None else None
+
+
+async def item_owner(pool: asyncpg.Pool, item_id: str) -> str | None:
+    """The influencer owning an item, or None when there is no such item."""
+    async with translate_errors(), pool.acquire() as conn:
+        return await conn.fetchval(Q["item_owner"], item_id)

@@ -61,6 +61,31 @@ class InvalidStateTransition(DomainError):
     code = "invalid_state_transition"
 
 
+class RuleViolation(DomainError):
+    """The request is well formed, but a rule of the item's lifecycle refuses it (schedule
+    window, DST gap or fold, caption limits, claim window)."""
+
+    code = "rule_violation"
+
+
+class IdempotencyKeyMismatch(DomainError):
+    """This Idempotency-Key was used before with another request body."""
+
+    code = "idempotency_key_mismatch"
+
+
+class IdempotencyKeyInUse(DomainError):
+    """A request with this Idempotency-Key is still being processed; try again shortly."""
+
+    code = "idempotency_key_in_use"
+
+
+class RateLimited(DomainError):
+    """Too many requests from this caller; try again after Retry-After seconds."""
+
+    code = "rate_limited"
+
+
 class Unavailable(DomainError):
     """A backing service (database or broker) cannot be reached; try again shortly."""
 
@@ -76,5 +101,6 @@ class Timeout(DomainError):
 ERRORS_BY_CODE: dict[str, type[DomainError]] = {
     c.code: c
     for c in (InvalidRequest, UnsupportedPlatform, Unauthorized, Forbidden, NotFound,
-              InvalidStateTransition, Unavailable, Timeout)
+              InvalidStateTransition, RuleViolation, IdempotencyKeyMismatch,
+              IdempotencyKeyInUse, RateLimited, Unavailable, Timeout)
 }

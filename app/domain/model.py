@@ -38,6 +38,19 @@ class OverlayType(StrEnum):
 OVERLAY_PLAY_ORDER = (OverlayType.INTRO, OverlayType.OUTRO)
 
 
+#: What an item id (the M09 claim id) may look like: it travels in URL paths and Kafka keys.
+ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: an influencer, who may act on their own items, or an operator, who may act
+    on any item."""
+
+    id: str
+    operator: bool = False
+
+
 @dataclass(frozen=True)
 class Overlay:
     type: OverlayType

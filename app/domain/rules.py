@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import InvalidRequest, InvalidStateTransition, UnsupportedPlatform
+from .errors import InvalidRequest, InvalidStateTransition, RuleViolation, UnsupportedPlatform
 from .model import Caption, Item, Overlay, OverlayType, Platform
 
 CLAIM_WINDOW = timedelta(hours=24)
@@ -69,13 +69,16 @@ def resolve_local_time(local: datetime, zone: ZoneInfo) -> datetime:
     """The UTC instant of a wall-clock time in a zone; DST gaps and folds are rejected."""
     early = local.replace(tzinfo=zone, fold=0)
     late = local.replace(tzinfo=zone, fold=1)
-    round_trip = early.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None)
+    try:
+        round_trip = early.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None)
+    except OverflowError:  # the first or last day datetime can hold
+        raise RuleViolation("scheduled_at is out of range", field="scheduled_at") from None
     if round_trip != local.replace(tzinfo=None):
-        raise InvalidRequest(
+        raise RuleViolation(
             f"{local.isoformat()} does not exist in {zone.key} (daylight saving gap)",
             field="scheduled_at")
     if early.utcoffset() != late.utcoffset():
-        raise InvalidRequest(
+        raise RuleViolation(
             f"{local.isoformat()} happens twice in {zone.key} (daylight saving fold); "
             "give an offset to choose one", field="scheduled_at")
     return early.astimezone(timezone.utc)
@@ -91,9 +94,12 @@ def parse_schedule_time(scheduled_at: str, zone_name: str | None) -> tuple[datet
             field="scheduled_at") from None
     zone = parse_zone(zone_name) if zone_name is not None else None
     if moment.tzinfo is not None:
-        return utc(moment), (zone.key if zone else "UTC")
+        try:
+            return utc(moment), (zone.key if zone else "UTC")
+        except OverflowError:
+            raise RuleViolation("scheduled_at is out of range", field="scheduled_at") from None
     if zone is None:
-        raise InvalidRequest("timezone is required when scheduled_at has no offset",
+        raise RuleViolation("timezone is required when scheduled_at has no offset",
                              field="timezone")
     return resolve_local_time(moment, zone), zone.key
 
@@ -102,7 +108,7 @@ def check_schedule_window(when: datetime, now: datetime, policy: Policy) -> None
     earliest = now + policy.min_schedule_lead
     latest = now + policy.max_schedule_ahead
     if when < earliest or when > latest:
-        raise InvalidRequest(
+        raise RuleViolation(
             f"scheduled_at must lie between {earliest.isoformat()} and {latest.isoformat()}",
             field="scheduled_at", earliest=earliest.isoformat(), latest=latest.isoformat())
 
@@ -163,5 +169,5 @@ def check_caption(caption: Caption | None, platforms: tuple[Platform, ...],
         elif platform is Platform.SNAPCHAT and len(full) > limits.snapchat_caption_chars:
             problem = f"longer than {limits.snapchat_caption_chars} characters with hashtags"
         if problem:
-            raise InvalidRequest(f"caption for {platform.value} is {problem}",
+            raise RuleViolation(f"caption for {platform.value} is {problem}",
                                  field="caption", platform=platform.value)

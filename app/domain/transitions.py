@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from . import commands as c
 from . import events as e
-from .errors import Forbidden, InvalidStateTransition
-from .model import Item, Platform, PlatformState, PlatformStatus, Status
+from .errors import InvalidStateTransition, NotFound
+from .model import Actor, Item, Platform, PlatformState, PlatformStatus, Status
 from .retry import backoff_seconds, gives_up
 from .rules import (Policy, check_caption, check_claim_open, check_overlay, check_platform,
                     check_platforms, check_schedule_window, parse_schedule_time)
@@ -37,9 +37,14 @@ class Decision:
     events: list[e.Event] = field(default_factory=list)
 
 
-def check_owner(item: Item, actor: str | None) -> None:
-    if actor != item.influencer_id:
-        raise Forbidden(item_id=item.id)
+def may_act_on(item_owner: str, actor: Actor | None) -> bool:
+    return actor is not None and (actor.operator or actor.id == item_owner)
+
+
+def check_owner(item: Item, actor: Actor | None) -> None:
+    """Someone else's item is answered as a missing one, so item ids do not leak."""
+    if not may_act_on(item.influencer_id, actor):
+        raise NotFound(item_id=item.id)
 
 
 def check_allowed(item: Item, command: object) -> None:
@@ -51,7 +56,7 @@ def check_allowed(item: Item, command: object) -> None:
             status=item.status.value, allowed_from=[s.value for s in allowed])
 
 
-def decide(item: Item, actor: str | None, command: object, now: datetime,
+def decide(item: Item, actor: Actor | None, command: object, now: datetime,
            policy: Policy) -> Decision:
     """Apply one command to an item. User commands need the owner; system ones need none."""
     if isinstance(command, c.PublishDue):

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from app.domain import commands as c
-from app.domain.model import Item, Platform, PlatformState, Status
+from app.domain.model import Actor, Item, Platform, PlatformState, Status
 from app.domain.rules import Policy, claim_expires_at
 from app.domain.transitions import Decision, decide
 
@@ -28,8 +28,9 @@ def claimed_item(claimed_at: datetime = NOW, **changes) -> Item:
 
 
 def apply(item: Item, command: object, now: datetime = NOW, actor: str | None = OWNER,
-          policy: Policy = POLICY) -> Decision:
-    return decide(item, actor, command, now, policy)
+          policy: Policy = POLICY, operator: bool = False) -> Decision:
+    return decide(item, Actor(actor, operator) if actor is not None else None, command, now,
+                  policy)
 
 
 def scheduled_item(platforms: tuple[str, ...] = ("tiktok", "instagram"),
