@@ -119,8 +119,9 @@ class CommandView(View):
         payload = schemas.parse(await request.read(), self.schema).payload()
         await check_access(caller, item_id)
         if key is None:
-            return self.json(*self.answer(await self.run(f"http:{uuid.uuid4().hex}",
-                                                         caller, item_id, payload)))
+            body, status = self.answer(await self.run(f"http:{uuid.uuid4().hex}", caller,
+                                                      item_id, payload))
+            return self.json(body, status=status)
         scope = KeyScope(caller.subject, self.route, item_id, key)
         s = app.settings
         begun = await idempotency.begin(
