@@ -181,6 +181,26 @@ def cmd_token(args) -> int:
     return 0
 
 
+def cmd_openapi(args) -> int:
+    """Write the OpenAPI document generated from the code, or with --check say whether the
+    contract file is that document (exit 1 if not)."""
+    from web.openapi import DOCUMENT_PATH, build_document, render
+
+    text = render(build_document())
+    if args.check:
+        current = DOCUMENT_PATH.read_text(encoding="utf-8") if DOCUMENT_PATH.exists() else None
+        if current != text:
+            print(f"{DOCUMENT_PATH} differs from the document the code generates: run "
+                  "`distribution openapi`", file=sys.stderr)
+            return 1
+        print(f"{DOCUMENT_PATH} is up to date")
+        return 0
+    DOCUMENT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOCUMENT_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {DOCUMENT_PATH}")
+    return 0
+
+
 def refuse_unsafe_settings() -> int | None:
     """Exit status 2 with a message naming each variable, when the settings are unsafe."""
     from app.settings import unsafe_settings
@@ -215,8 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--topics", default="distribution.claimed,distribution.commands")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=cmd_replay)
+    api = sub.add_parser("openapi", help="write the OpenAPI document generated from the code")
+    api.add_argument("--check", action="store_true",
+                     help="exit 1 if the contract file differs from it, write nothing")
+    api.set_defaults(func=cmd_openapi)
     args = parser.parse_args(argv)
-    if args.func is not cmd_dev:
+    if args.func not in (cmd_dev, cmd_openapi):  # no secrets needed
         refused = refuse_unsafe_settings()
         if refused is not None:
             return refused

@@ -5,7 +5,6 @@ A link that is malformed, tampered with or expired is a 403, whatever is wrong w
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -22,7 +21,7 @@ from .items import bounded
 
 def link_part(request: Request, name: str, pattern: str) -> str:
     values = request.query.getall(name, [])
-    if len(values) != 1 or not re.match(pattern, values[0]):
+    if len(values) != 1 or not schemas.matches(pattern, values[0]):
         raise Forbidden("the download link is not valid")
     return values[0]
 
@@ -30,7 +29,7 @@ def link_part(request: Request, name: str, pattern: str) -> str:
 @app.page("/api/v1/distribution/downloads/{id}")
 class DownloadLink(View):
     async def get(self, request: Request, id: str) -> Response:
-        if not re.match(schemas.ITEM_ID_PATTERN, id):
+        if not schemas.matches(schemas.ITEM_ID_PATTERN, id):
             raise Forbidden("the download link is not valid")
         verify(id, link_part(request, "expires", schemas.EXPIRES_PATTERN),
                link_part(request, "signature", schemas.SIGNATURE_PATTERN),

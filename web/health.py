@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 
 from faust.web import Request, Response, View
 
@@ -14,9 +12,11 @@ from tables.publish_stats import publish_stats, snapshot
 
 from .auth import require_operator
 from .items import authenticate, ping
+from .openapi import build_document
 
 CHECK_TIMEOUT_SECONDS = 2.0
-OPENAPI = Path(__file__).resolve().parents[1] / "contracts/api/v1/distribution-service.openapi.json"
+#: The API document, generated from the request and answer models once per process.
+OPENAPI = build_document()
 
 
 async def check_database() -> str:
@@ -93,4 +93,4 @@ class Stats(View):
 @app.page("/openapi.json")
 class OpenApi(View):
     async def get(self, request: Request) -> Response:
-        return self.json(json.loads(OPENAPI.read_text()))
+        return self.json(OPENAPI)

@@ -98,7 +98,7 @@ def idempotency_key(request: Request) -> str | None:
     keys = request.headers.getall("Idempotency-Key", [])
     if not keys:
         return None
-    if len(keys) > 1 or not IDEMPOTENCY_KEY.match(keys[0]):
+    if len(keys) > 1 or not IDEMPOTENCY_KEY.fullmatch(keys[0]):
         raise InvalidRequest("Idempotency-Key must be one value of 1 to 255 printable ASCII "
                              "characters", field="Idempotency-Key")
     return keys[0]
