@@ -77,7 +77,7 @@ async def state(pool, item_id: str) -> dict[str, Any]:
             "SELECT * FROM distribution_platform_status WHERE item_id = $1 ORDER BY platform",
             item_id)
         analytics = await conn.fetch(
-            "SELECT platform, event_type, attempt, post_id, error, occurred_at"
+            "SELECT platform, event_type, attempt, post_id, error, occurred_at, actor"
             " FROM publishing_analytics WHERE item_id = $1 ORDER BY id", item_id)
         outbox = await conn.fetch(
             "SELECT * FROM distribution_outbox WHERE partition_key = $1 ORDER BY id", item_id)
@@ -232,6 +232,7 @@ async def test_all_platforms_published_publish_the_item_with_one_outbox_event(po
     assert s["platforms"]["instagram"]["post_url"] == "https://instagram.example/ig-1"
     assert [(a["platform"], a["event_type"], a["post_id"]) for a in s["analytics"]] == [
         ("tiktok", "published", "tt-1"), ("instagram", "published", "ig-1")]
+    assert [a["actor"] for a in s["analytics"]] == [None, None]  # the service's own results
     [event] = s["outbox"]
     data = check_envelope(event, "distribution.published", item.claim_id, done, cmd.trace_id)
     assert data["status"] == "published"
@@ -327,7 +328,8 @@ async def test_retry_reopens_only_the_failed_platforms(pool):
     assert len(s["analytics"]) == 3
 
 
-async def test_a_download_is_recorded_in_analytics_and_changes_nothing_else(pool):
+async def test_a_download_is_recorded_in_analytics_with_who_asked_and_changes_nothing_else(
+        pool):
     now = utcnow()
     item = await claimed_item(pool, now)
     before = await state(pool, item.claim_id)
@@ -336,8 +338,8 @@ async def test_a_download_is_recorded_in_analytics_and_changes_nothing_else(pool
     assert reply["version"] == 1 and reply["status"] == "claimed"
     after = await state(pool, item.claim_id)
     assert after["item"] == before["item"]
-    assert [(a["platform"], a["event_type"], a["occurred_at"]) for a in after["analytics"]] == [
-        (None, "download", now)]
+    assert [(a["platform"], a["event_type"], a["occurred_at"], a["actor"])
+            for a in after["analytics"]] == [(None, "download", now, item.influencer_id)]
     assert after["outbox"] == []
 
 
@@ -465,7 +467,7 @@ async def test_a_command_for_an_unknown_item_is_refused_as_not_found(pool):
     assert (await state(pool, ghost.claim_id))["item"] is None
 
 
-async def test_commands_from_another_influencer_are_refused_as_forbidden(pool):
+async def test_commands_from_another_influencer_are_answered_as_not_found(pool):
     now = utcnow()
     item = await claimed_item(pool, now)
     stranger = unique("inf")
@@ -476,8 +478,10 @@ async def test_commands_from_another_influencer_are_refused_as_forbidden(pool):
             ("publish", {"platforms": ["tiktok"]}),
             ("publish-multi", {"platforms": ["tiktok", "youtube"]}),
             ("download", {})]:
-        await refused(pool, item, kind, payload, "forbidden", now=now, actor=stranger)
-    await refused(pool, item, "download", {}, "forbidden", now=now, actor=None)
+        error = await refused(pool, item, kind, payload, "not_found", now=now, actor=stranger)
+        assert error["details"] == {"item_id": item.claim_id}
+    error = await refused(pool, item, "download", {}, "not_found", now=now, actor=None)
+    assert error["details"] == {"item_id": item.claim_id}
 
 
 async def test_commands_the_status_does_not_allow_are_refused_as_invalid_transitions(pool):
@@ -502,7 +506,7 @@ async def test_commands_the_status_does_not_allow_are_refused_as_invalid_transit
                   now=now)
 
 
-async def test_invalid_payloads_are_refused_as_invalid_requests(pool):
+async def test_malformed_payloads_are_refused_as_invalid_requests(pool):
     now = utcnow()
     item = await claimed_item(pool, now)
     for payload in [{"type": "intro", "duration_seconds": 0},
@@ -512,22 +516,36 @@ async def test_invalid_payloads_are_refused_as_invalid_requests(pool):
         await refused(pool, item, "add-overlay", payload, "invalid_request", now=now)
     for payload in [{"scheduled_at": (now + timedelta(hours=1)).isoformat()},  # no platforms
                     {"platforms": [], "scheduled_at": (now + timedelta(hours=1)).isoformat()},
-                    {"platforms": ["tiktok"], "scheduled_at": "2030-06-01T12:00:00"},  # no zone
-                    {"platforms": ["tiktok"],
-                     "scheduled_at": (now - timedelta(minutes=1)).isoformat()},
-                    {"platforms": ["tiktok"],
-                     "scheduled_at": (now + timedelta(days=31)).isoformat()},
-                    {"platforms": ["tiktok"], "scheduled_at": "2030-03-31T02:30:00",
-                     "timezone": "Europe/Paris"},  # daylight saving gap
-                    {"platforms": ["snapchat"],
-                     "scheduled_at": (now + timedelta(hours=1)).isoformat(),
-                     "caption": {"text": "x" * 161}}]:
+                    {"platforms": ["tiktok"], "scheduled_at": "next tuesday"},
+                    {"platforms": ["tiktok"], "scheduled_at": "2030-06-01T12:00:00",
+                     "timezone": "Mars/Olympus_Mons"}]:
         await refused(pool, item, "schedule", payload, "invalid_request", now=now)
     await refused(pool, item, "publish", {"platforms": ["myspace"]}, "unsupported_platform",
                   now=now)
     await refused(pool, item, "platform-result", {"platform": "tiktok", "outcome": "maybe",
                                                   "key_attempt": 1},
                   "invalid_request", now=now, actor=None)
+
+
+async def test_well_formed_payloads_a_rule_refuses_are_refused_as_rule_violations(pool):
+    now = utcnow()
+    item = await claimed_item(pool, now)
+    for payload in [{"platforms": ["tiktok"], "scheduled_at": "2030-06-01T12:00:00"},  # no zone
+                    {"platforms": ["tiktok"],
+                     "scheduled_at": (now - timedelta(minutes=1)).isoformat()},
+                    {"platforms": ["tiktok"],
+                     "scheduled_at": (now + timedelta(days=31)).isoformat()},
+                    {"platforms": ["tiktok"], "scheduled_at": "2030-03-31T02:30:00",
+                     "timezone": "Europe/Paris"},  # daylight saving gap
+                    {"platforms": ["tiktok"], "scheduled_at": "2030-10-27T02:30:00",
+                     "timezone": "Europe/Paris"},  # daylight saving fold
+                    {"platforms": ["snapchat"],
+                     "scheduled_at": (now + timedelta(hours=1)).isoformat(),
+                     "caption": {"text": "x" * 161}}]:
+        await refused(pool, item, "schedule", payload, "rule_violation", now=now)
+    await refused(pool, item, "publish", {"platforms": ["snapchat"],
+                                          "caption": {"text": "x" * 161}},
+                  "rule_violation", now=now)
 
 
 # ------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from app.db.queries import Q
 from app.settings import Settings
 
 MIGRATIONS = ["20260225_0005_m31_distribution_service",
-              "20260225_0011_m31_distribution_reliability"]
+              "20260225_0011_m31_distribution_reliability",
+              "20261129_0012_m31_http_hardening"]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ async def table_exists(conn, name: str) -> bool:
 # applying
 
 
-async def test_a_fresh_database_gets_both_files_in_order_and_a_second_run_applies_nothing(
+async def test_a_fresh_database_gets_every_file_in_order_and_a_second_run_applies_nothing(
         empty_database):
     conn = await asyncpg.connect(await empty_database())
     try:
@@ -49,7 +50,8 @@ async def test_a_fresh_database_gets_both_files_in_order_and_a_second_run_applie
         assert [r["version"] for r in recorded] == MIGRATIONS
         for table in ("distribution_items", "distribution_captions", "distribution_overlays",
                       "distribution_platform_status", "publishing_analytics",
-                      "distribution_outbox", "distribution_processed_commands"):
+                      "distribution_outbox", "distribution_processed_commands",
+                      "distribution_idempotency_keys"):
             assert await table_exists(conn, table), table
         assert not await table_exists(conn, "clips")  # M09's table: never created here
 
@@ -66,7 +68,8 @@ async def test_two_migrators_at_once_apply_each_file_exactly_once(empty_database
     try:
         applied = await asyncio.gather(migrate(first), migrate(second))
         assert sorted(applied, key=len) == [[], MIGRATIONS]
-        assert await first.fetchval("SELECT count(*) FROM distribution_schema_migrations") == 2
+        assert await first.fetchval(
+            "SELECT count(*) FROM distribution_schema_migrations") == len(MIGRATIONS)
     finally:
         await asyncio.gather(first.close(), second.close())
 

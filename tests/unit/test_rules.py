@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.domain import commands as c
-from app.domain.errors import InvalidRequest, InvalidStateTransition, UnsupportedPlatform
+from app.domain.errors import (InvalidRequest, InvalidStateTransition, RuleViolation,
+                               UnsupportedPlatform)
 from app.domain.model import Caption, CaptionText, OverlayType, Platform, Status
 from app.domain.rules import (CaptionLimits, Policy, check_caption, check_claim_open,
                               check_overlay, check_platform, check_platforms,
@@ -37,15 +38,15 @@ def test_a_schedule_exactly_five_minutes_ahead_is_accepted():
     assert item.scheduled_at == NOW + timedelta(minutes=5)
 
 
-def test_a_schedule_one_second_less_than_five_minutes_ahead_is_an_invalid_request():
-    with pytest.raises(InvalidRequest) as err:
+def test_a_schedule_one_second_less_than_five_minutes_ahead_is_a_rule_violation():
+    with pytest.raises(RuleViolation) as err:
         schedule_at(NOW + timedelta(minutes=5) - SECOND)
-    assert err.value.code == "invalid_request"
+    assert err.value.code == "rule_violation"
     assert err.value.details["field"] == "scheduled_at"
 
 
-def test_a_schedule_one_microsecond_too_early_is_an_invalid_request():
-    with pytest.raises(InvalidRequest):
+def test_a_schedule_one_microsecond_too_early_is_a_rule_violation():
+    with pytest.raises(RuleViolation):
         check_schedule_window(NOW + timedelta(minutes=5, microseconds=-1), NOW, POLICY)
 
 
@@ -54,19 +55,20 @@ def test_a_schedule_exactly_thirty_days_ahead_is_accepted():
     assert item.scheduled_at == NOW + timedelta(days=30)
 
 
-def test_a_schedule_thirty_days_and_one_second_ahead_is_rejected():
-    with pytest.raises(InvalidRequest) as err:
+def test_a_schedule_thirty_days_and_one_second_ahead_is_a_rule_violation():
+    with pytest.raises(RuleViolation) as err:
         schedule_at(NOW + timedelta(days=30) + SECOND)
     assert err.value.details["field"] == "scheduled_at"
 
 
-def test_a_schedule_in_the_past_is_rejected():
-    with pytest.raises(InvalidRequest):
+def test_a_schedule_in_the_past_is_a_rule_violation():
+    with pytest.raises(RuleViolation) as err:
         schedule_at(NOW - timedelta(hours=1))
+    assert err.value.code == "rule_violation"
 
 
 def test_the_error_names_the_earliest_and_latest_allowed_instants():
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(RuleViolation) as err:
         check_schedule_window(NOW, NOW, POLICY)
     assert datetime.fromisoformat(err.value.details["earliest"]) == NOW + timedelta(minutes=5)
     assert datetime.fromisoformat(err.value.details["latest"]) == NOW + timedelta(days=30)
@@ -75,7 +77,7 @@ def test_the_error_names_the_earliest_and_latest_allowed_instants():
 def test_a_lowered_minimum_lead_from_the_settings_is_honoured():
     policy = Policy(min_schedule_lead=timedelta(seconds=2))
     check_schedule_window(NOW + timedelta(seconds=2), NOW, policy)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         check_schedule_window(NOW + SECOND, NOW, policy)
 
 
@@ -83,9 +85,9 @@ def test_a_reschedule_obeys_the_same_window():
     item = scheduled_item()
     ok = apply(item, c.Reschedule((NOW + timedelta(minutes=5)).isoformat())).item
     assert ok.scheduled_at == NOW + timedelta(minutes=5)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         apply(item, c.Reschedule((NOW + timedelta(minutes=5) - SECOND).isoformat()))
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         apply(item, c.Reschedule((NOW + timedelta(days=30) + SECOND).isoformat()))
 
 
@@ -116,20 +118,22 @@ def test_a_local_time_with_an_iana_zone_is_stored_as_a_utc_instant_beside_the_zo
     assert zone == "Europe/Paris"
 
 
-def test_a_naive_time_without_a_zone_is_rejected():
-    with pytest.raises(InvalidRequest) as err:
+def test_a_naive_time_without_a_zone_is_a_rule_violation():
+    with pytest.raises(RuleViolation) as err:
         parse_schedule_time("2026-03-01T13:30:00", None)
+    assert err.value.code == "rule_violation"
     assert err.value.details["field"] == "timezone"
 
 
-def test_a_naive_time_without_a_zone_is_rejected_by_schedule():
-    with pytest.raises(InvalidRequest):
+def test_a_naive_time_without_a_zone_is_a_rule_violation_of_schedule():
+    with pytest.raises(RuleViolation):
         apply(claimed_item(), c.Schedule(["tiktok"], "2026-03-01T13:30:00"))
 
 
-def test_a_time_that_is_not_a_timestamp_is_rejected():
+def test_a_time_that_is_not_a_timestamp_is_an_invalid_request_not_a_rule_violation():
     with pytest.raises(InvalidRequest) as err:
         parse_schedule_time("next tuesday", "Europe/Paris")
+    assert err.value.code == "invalid_request"
     assert err.value.details["field"] == "scheduled_at"
 
 
@@ -146,27 +150,31 @@ def test_an_unknown_zone_is_rejected_by_schedule_even_with_an_offset():
         schedule_at(NOW + timedelta(hours=1), timezone="Mars/Olympus_Mons")
 
 
-def test_a_local_time_in_the_dst_gap_is_rejected_not_guessed():
+def test_a_local_time_in_the_dst_gap_is_a_rule_violation_not_guessed():
     # 2026-03-29 02:00 -> 03:00 in Paris: 02:30 never happens.
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(RuleViolation) as err:
         parse_schedule_time("2026-03-29T02:30:00", "Europe/Paris")
+    assert err.value.code == "rule_violation"
     assert "gap" in err.value.message
     assert err.value.details["field"] == "scheduled_at"
 
 
-def test_a_local_time_in_the_dst_fold_is_rejected_not_guessed():
+def test_a_local_time_in_the_dst_fold_is_a_rule_violation_not_guessed():
     # 2026-10-25 03:00 -> 02:00 in Paris: 02:30 happens twice.
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(RuleViolation) as err:
         parse_schedule_time("2026-10-25T02:30:00", "Europe/Paris")
     assert "fold" in err.value.message
+    assert err.value.code == "rule_violation"
+    assert err.value.details["field"] == "scheduled_at"
 
 
-def test_the_dst_gap_and_fold_are_rejected_by_schedule_as_a_400():
+def test_the_dst_gap_and_fold_are_rejected_by_schedule_as_a_rule_violation():
     for local, now in (("2026-03-29T02:30:00", datetime(2026, 3, 20, tzinfo=UTC)),
                        ("2026-10-25T02:30:00", datetime(2026, 10, 20, tzinfo=UTC))):
-        with pytest.raises(InvalidRequest):
+        with pytest.raises(RuleViolation) as err:
             apply(claimed_item(claimed_at=now), c.Schedule(["tiktok"], local, "Europe/Paris"),
                   now=now)
+        assert err.value.code == "rule_violation"
 
 
 def test_the_fold_can_be_chosen_with_an_explicit_offset():
@@ -184,7 +192,7 @@ def test_the_minutes_around_the_dst_changes_resolve_normally():
     assert after_fold - before_fold == timedelta(hours=2, minutes=1)
     for edge in (datetime(2026, 3, 29, 2, 0), datetime(2026, 10, 25, 2, 0),
                  datetime(2026, 10, 25, 2, 59)):
-        with pytest.raises(InvalidRequest):
+        with pytest.raises(RuleViolation):
             resolve_local_time(edge, PARIS)
 
 
@@ -205,9 +213,9 @@ def test_the_result_does_not_depend_on_the_host_time_zone():
             os.environ["TZ"] = host_zone
             time.tzset()
             assert _parse_all() == in_utc
-            with pytest.raises(InvalidRequest):
+            with pytest.raises(RuleViolation):
                 parse_schedule_time("2026-03-29T02:30:00", "Europe/Paris")
-            with pytest.raises(InvalidRequest):
+            with pytest.raises(RuleViolation):
                 parse_schedule_time("2026-07-01T09:00:00", None)
     finally:
         if saved is None:
@@ -313,16 +321,17 @@ def test_a_tiktok_caption_of_2200_characters_is_accepted():
     check(caption("x" * 2200), "tiktok")
 
 
-def test_a_tiktok_caption_of_2201_characters_is_rejected():
-    with pytest.raises(InvalidRequest) as err:
+def test_a_tiktok_caption_of_2201_characters_is_a_rule_violation():
+    with pytest.raises(RuleViolation) as err:
         check(caption("x" * 2201), "tiktok")
+    assert err.value.code == "rule_violation"
     assert err.value.details == {"field": "caption", "platform": "tiktok"}
 
 
 def test_tiktok_counts_the_hashtags_in_the_caption_length():
     text = "x" * (2200 - len(" #ab"))
     check(caption(text, ("ab",)), "tiktok")
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         check(caption(text, ("abc",)), "tiktok")
 
 
@@ -334,15 +343,15 @@ def test_an_instagram_caption_of_2200_characters_is_accepted():
     check(caption("x" * 2200), "instagram")
 
 
-def test_an_instagram_caption_of_2201_characters_is_rejected():
-    with pytest.raises(InvalidRequest):
+def test_an_instagram_caption_of_2201_characters_is_a_rule_violation():
+    with pytest.raises(RuleViolation):
         check(caption("x" * 2201), "instagram")
 
 
-def test_instagram_accepts_30_hashtags_and_rejects_31():
+def test_instagram_accepts_30_hashtags_and_refuses_31_as_a_rule_violation():
     tags = tuple(f"tag{i}" for i in range(31))
     check(caption("hi", tags[:30]), "instagram")
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(RuleViolation) as err:
         check(caption("hi", tags), "instagram")
     assert "hashtags" in err.value.message
 
@@ -356,10 +365,10 @@ def test_a_youtube_description_of_5000_bytes_is_accepted():
     check(caption("😀" * 1250), "youtube")     # 4 bytes each
 
 
-def test_a_youtube_description_of_5001_bytes_is_rejected_though_it_has_far_fewer_characters():
+def test_a_youtube_description_of_5001_bytes_is_a_rule_violation_though_it_has_far_fewer_characters():
     for text in ("é" * 2500 + "a", "😀" * 1250 + "a", "€" * 1667):  # 5001 bytes
         assert len(text.encode()) == 5001 and len(text) < 2600
-        with pytest.raises(InvalidRequest) as err:
+        with pytest.raises(RuleViolation) as err:
             check(caption(text), "youtube")
         assert "bytes" in err.value.message
 
@@ -367,14 +376,14 @@ def test_a_youtube_description_of_5001_bytes_is_rejected_though_it_has_far_fewer
 def test_youtube_counts_the_hashtags_in_the_description_bytes():
     text = "é" * 2497  # 4994 bytes, plus " #abcd" (6) = 5000
     check(caption(text, ("abcd",)), "youtube")
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         check(caption(text, ("abcde",)), "youtube")
 
 
-def test_a_youtube_title_of_100_characters_is_accepted_and_101_rejected():
+def test_a_youtube_title_of_100_characters_is_accepted_and_101_a_rule_violation():
     check(caption("desc", title="t" * 100), "youtube")
     check(caption("desc", title="é" * 100), "youtube")  # characters, not bytes
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(RuleViolation) as err:
         check(caption("desc", title="t" * 101), "youtube")
     assert "title" in err.value.message
 
@@ -393,19 +402,19 @@ def test_a_snapchat_caption_of_160_characters_including_hashtags_is_accepted():
     check(caption(text, ("abc", "de")), "snapchat")
 
 
-def test_a_snapchat_caption_of_161_characters_including_hashtags_is_rejected():
+def test_a_snapchat_caption_of_161_characters_including_hashtags_is_a_rule_violation():
     text = "x" * (160 - len(" #abc #de"))
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(RuleViolation) as err:
         check(caption(text, ("abc", "def")), "snapchat")
     assert err.value.details["platform"] == "snapchat"
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         check(caption("x" * 161), "snapchat")
 
 
-def test_a_caption_fine_for_one_platform_is_rejected_for_a_stricter_one_in_the_same_request():
+def test_a_caption_fine_for_one_platform_is_a_rule_violation_for_a_stricter_one_in_the_same_request():
     long = caption("x" * 200)
     check(long, "tiktok", "instagram", "youtube")
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(RuleViolation) as err:
         check(long, "tiktok", "snapchat")
     assert err.value.details["platform"] == "snapchat"
 
@@ -414,14 +423,14 @@ def test_a_platform_variant_replaces_the_default_caption_for_that_platform():
     cap = Caption(CaptionText("x" * 200), {Platform.SNAPCHAT: CaptionText("short", ("tag",))})
     check(cap, "tiktok", "snapchat")
     cap = Caption(CaptionText("short"), {Platform.SNAPCHAT: CaptionText("x" * 161)})
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         check(cap, "snapchat")
 
 
 def test_caption_limits_come_from_the_settings():
     limits = CaptionLimits(snapchat_caption_chars=10)
     check(caption("x" * 10), "snapchat", limits=limits)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         check(caption("x" * 11), "snapchat", limits=limits)
 
 
@@ -431,21 +440,21 @@ def test_no_caption_is_always_fine():
 
 def test_captions_are_checked_when_the_item_is_scheduled():
     at = (NOW + timedelta(hours=1)).isoformat()
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         apply(claimed_item(), c.Schedule(["snapchat"], at, caption=caption("x" * 161)))
     item = apply(claimed_item(), c.Schedule(["tiktok"], at, caption=caption("x" * 161))).item
     assert item.caption == caption("x" * 161)
 
 
 def test_captions_are_checked_when_an_item_is_published_by_hand():
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         apply(claimed_item(), c.Publish(["snapchat"], caption=caption("x" * 161)))
 
 
 def test_a_caption_stored_earlier_is_checked_against_the_platforms_published_later():
     at = (NOW + timedelta(hours=1)).isoformat()
     item = apply(claimed_item(), c.Schedule(["tiktok"], at, caption=caption("x" * 161))).item
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(RuleViolation):
         apply(item, c.Publish(["snapchat"]))
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from app.domain import commands as c
 from app.domain import events as e
-from app.domain.errors import Forbidden, InvalidRequest, InvalidStateTransition, UnsupportedPlatform
+from app.domain.errors import (InvalidRequest, InvalidStateTransition, NotFound, RuleViolation,
+                               UnsupportedPlatform)
 from app.domain.model import (Overlay, OverlayType, Platform, PlatformState, PlatformStatus,
                               Status)
 from app.domain.retry import backoff_seconds
@@ -115,20 +116,25 @@ def test_an_overlay_cannot_be_added_once_publishing_has_started():
 # --- ownership ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("case", LEGAL_CASES, ids=case_id)
-def test_another_influencer_is_forbidden_every_user_command(case):
+def test_every_user_command_of_another_influencer_is_answered_as_not_found(case):
     command_type, status = case
-    with pytest.raises(Forbidden) as err:
-        apply(item_in(status), VALID_COMMAND[command_type], actor=STRANGER)
-    assert err.value.code == "forbidden"
+    item = item_in(status)
+    with pytest.raises(NotFound) as err:
+        apply(item, VALID_COMMAND[command_type], actor=STRANGER)
+    assert err.value.code == "not_found"
+    assert err.value.details == {"item_id": item.id}
 
 
-def test_a_command_without_an_actor_is_forbidden():
-    with pytest.raises(Forbidden):
-        apply(claimed_item(), c.AddOverlay("intro", 1.0), actor=None)
+def test_a_user_command_without_an_actor_is_answered_as_not_found():
+    item = claimed_item()
+    with pytest.raises(NotFound) as err:
+        apply(item, c.AddOverlay("intro", 1.0), actor=None)
+    assert err.value.code == "not_found"
+    assert err.value.details == {"item_id": item.id}
 
 
 def test_ownership_is_checked_before_the_status():
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         apply(claimed_item(), c.Retry(), actor=STRANGER)
 
 
@@ -586,13 +592,16 @@ def test_a_refused_command_leaves_the_original_item_untouched():
     snapshot = replace(item)
     for bad in (c.Schedule(["tiktok"], NOW.isoformat()), c.Reschedule(IN_AN_HOUR),
                 c.AddOverlay("intro", 9.0), c.Publish(["vine"])):
-        with pytest.raises((InvalidRequest, InvalidStateTransition, UnsupportedPlatform)):
+        with pytest.raises((RuleViolation, InvalidRequest, InvalidStateTransition,
+                            UnsupportedPlatform)):
             apply(item, bad)
     assert item == snapshot and item.version == 1
 
 
-def test_a_command_by_the_owner_is_accepted_and_by_anyone_else_forbidden():
+def test_a_command_by_the_owner_or_an_operator_is_accepted_and_by_anyone_else_not_found():
     item = claimed_item()
     assert apply(item, c.AddOverlay("intro", 1.0), actor=OWNER).item.version == 2
-    with pytest.raises(Forbidden):
+    assert apply(item, c.AddOverlay("intro", 1.0), actor=STRANGER,
+                 operator=True).item.version == 2
+    with pytest.raises(NotFound):
         apply(item, c.AddOverlay("intro", 1.0), actor=STRANGER)
