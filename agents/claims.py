@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from app import handlers
+from app.broker_security import kafka_client_kwargs
 from app.faust_app import app
 from app.topics import CLAIMED, claimed_dlq_topic
 from app.wire import ClaimData, parse_claim
@@ -38,7 +39,8 @@ def claims_consumer() -> AIOKafkaConsumer:
         session_timeout_ms=int(s.broker_session_timeout_seconds * 1000),
         heartbeat_interval_ms=int(s.broker_session_timeout_seconds * 250),
         max_poll_records=BATCH_SIZE, fetch_max_bytes=16 * 1024 * 1024,
-        max_partition_fetch_bytes=4 * 1024 * 1024)
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        **kafka_client_kwargs(s))  # the same TLS and SASL as Faust's own clients
 
 
 @app.task

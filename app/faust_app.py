@@ -12,6 +12,7 @@ import asyncpg
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from app.broker_security import faust_credentials, kafka_client_kwargs
 from app.db.pool import CONNECTION_ERRORS, create_pool
 from app.domain.rules import Policy
 from app.kafka import ReplyConsumer, Transport
@@ -23,8 +24,8 @@ log = logging.getLogger("distribution.app")
 
 #: The app's parts, imported before the worker starts (explicit discovery).
 COMPONENTS = ("agents.claims", "agents.commands", "agents.publisher", "agents.scheduler",
-              "agents.outbox_relay", "tables.publish_stats", "web.items", "web.downloads",
-              "web.health")
+              "agents.outbox_relay", "agents.housekeeping", "tables.publish_stats", "web.items",
+              "web.downloads", "web.health")
 
 TOPICS = ("distribution.claimed", "distribution.claimed.dlq", "distribution.commands",
           "distribution.commands.dlq", "distribution.published", "distribution.failed")
@@ -91,12 +92,17 @@ class DistributionApp(faust.App):
         raise RuntimeError("the database cannot be reached")
 
     async def _ensure_topics(self) -> None:
-        """Our topics with the configured partition count (creating only what is missing)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        """Our topics with the configured partitions, replication factor and retention
+        (creating only what is missing: an existing topic keeps its own)."""
+        s = self.settings
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers,
+                                    **kafka_client_kwargs(s))
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            missing = [NewTopic(t, self.settings.topic_partitions, 1)
+            retention_ms = str(int(s.topic_retention_hours * 3600 * 1000))
+            missing = [NewTopic(t, s.topic_partitions, s.topic_replication_factor,
+                                topic_configs={"retention.ms": retention_ms})
                        for t in TOPICS if t not in existing]
             if missing:
                 await admin.create_topics(missing)
@@ -121,7 +127,9 @@ def create_app(settings: Settings) -> DistributionApp:
         broker=settings.broker_url,
         store="memory://",
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
+        # Faust's producer and all its consumers (agents, replies) authenticate with these
+        broker_credentials=faust_credentials(settings),
         reply_create_topic=True,
         broker_session_timeout=settings.broker_session_timeout_seconds,
         broker_heartbeat_interval=max(settings.broker_session_timeout_seconds / 4, 0.5),
