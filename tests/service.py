@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from app.embedded import free_port
 from app.replay import read_topics
-from tests.support import DOWNLOAD_SECRET, JWT_SECRET, eventually
+from tests.support import DOWNLOAD_SECRET, JWT_SECRET, eventually, token
 
 ROOT = Path(__file__).resolve().parents[1]
 

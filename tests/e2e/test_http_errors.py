@@ -61,21 +61,44 @@ async def test_a_body_that_is_not_json_is_a_400(api, claimed_item):
         assert_error(r.status, await r.json(), 400, "invalid_request")
 
 
-async def test_schedule_errors_name_the_field(api, claimed_item):
+async def test_a_malformed_schedule_is_a_400_naming_the_field(api, claimed_item):
     item_id, influencer = claimed_item
-    soon = (datetime.now(timezone.utc) + timedelta(days=31)).isoformat()
+    soon = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
     cases = [
-        ({"platforms": ["tiktok"], "scheduled_at": soon}, "scheduled_at"),
-        ({"platforms": ["tiktok"], "scheduled_at": "2026-03-29T02:30:00",
-          "timezone": "Europe/Paris"}, "scheduled_at"),
         ({"platforms": ["tiktok"], "scheduled_at": "2030-01-01T10:00:00",
           "timezone": "Mars/Olympus"}, "timezone"),
-        ({"platforms": ["tiktok"], "scheduled_at": "2030-01-01T10:00:00"}, "timezone"),
+        ({"platforms": ["tiktok"], "scheduled_at": "next tuesday"}, "scheduled_at"),
         ({"scheduled_at": soon}, "platforms"),
     ]
     for body, field in cases:
         code, answer = await api.post(item_id, "schedule", influencer, body)
         assert assert_error(code, answer, 400, "invalid_request")["details"]["field"] == field
+    code, item = await api.get(item_id, influencer)
+    assert (item["status"], item["version"]) == ("claimed", 1)
+
+
+async def test_a_schedule_a_rule_refuses_is_a_422_rule_violation_naming_the_field(
+        api, claimed_item):
+    item_id, influencer = claimed_item
+    too_late = (datetime.now(timezone.utc) + timedelta(days=31)).isoformat()
+    too_early = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    cases = [
+        ({"platforms": ["tiktok"], "scheduled_at": too_late}, "scheduled_at"),
+        ({"platforms": ["tiktok"], "scheduled_at": too_early}, "scheduled_at"),
+        ({"platforms": ["tiktok"], "scheduled_at": "2027-03-28T02:30:00",
+          "timezone": "Europe/Paris"}, "scheduled_at"),  # daylight saving gap
+        ({"platforms": ["tiktok"], "scheduled_at": "2027-10-31T02:30:00",
+          "timezone": "Europe/Paris"}, "scheduled_at"),  # daylight saving fold
+        ({"platforms": ["tiktok"], "scheduled_at": "2030-01-01T10:00:00"}, "timezone"),
+        ({"platforms": ["snapchat"],
+          "scheduled_at": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(),
+          "caption": {"text": "x" * 161}}, "caption"),
+    ]
+    for body, field in cases:
+        code, answer = await api.post(item_id, "schedule", influencer, body)
+        assert assert_error(code, answer, 422, "rule_violation")["details"]["field"] == field
+    code, item = await api.get(item_id, influencer)
+    assert (item["status"], item["version"]) == ("claimed", 1)
 
 
 async def test_an_unsupported_platform_has_its_own_code(api, claimed_item):
@@ -99,16 +122,29 @@ async def test_missing_bad_and_expired_tokens_are_401(api, claimed_item):
     assert_error(code, body, 401, "unauthorized")
 
 
-async def test_another_influencer_is_forbidden_everywhere(api, claimed_item):
-    item_id, _ = claimed_item
+async def test_another_influencers_item_is_answered_as_not_found_everywhere_and_unchanged(
+        api, claimed_item, pool):
+    item_id, influencer = claimed_item
     stranger = unique("stranger")
+    _, missing = await api.get(unique("nothing"), stranger)
+    _, before = await api.get(item_id, influencer)
     for action, body in [("overlays", {"type": "intro", "duration_seconds": 1}),
                          ("publish", {"platform": "tiktok"}), ("download", {}), ("retry", {})]:
-        code, answer = await api.post(item_id, action, stranger, body)
-        assert_error(code, answer, 403, "forbidden")
+        for headers in ({}, {"Idempotency-Key": unique("key")}):
+            code, answer = await api.post(item_id, action, stranger, body, headers=headers)
+            error = assert_error(code, answer, 404, "not_found")
+            assert error == {**missing["error"], "details": {"item_id": item_id}}
     for action in ("", "preview"):
         code, answer = await api.get(item_id, stranger, action)
-        assert_error(code, answer, 403, "forbidden")
+        error = assert_error(code, answer, 404, "not_found")
+        assert error == {**missing["error"], "details": {"item_id": item_id}}
+    code, after = await api.get(item_id, influencer)
+    assert code == 200 and after == before and after["version"] == 1
+    # refused before the command was sent: nothing recorded for the stranger
+    assert await pool.fetchval(
+        "SELECT count(*) FROM publishing_analytics WHERE item_id = $1", item_id) == 0
+    assert await pool.fetchval(
+        "SELECT count(*) FROM distribution_idempotency_keys WHERE item_id = $1", item_id) == 0
 
 
 async def test_a_transition_the_state_machine_forbids_is_a_409(api, claimed_item):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.service import claimed_event
-from tests.support import eventually, openapi_schema_errors, unique
+from tests.support import eventually, openapi_schema_errors, operator_token, unique
 
 OPENAPI = Path(__file__).resolve().parents[2] / "contracts/api/v1/distribution-service.openapi.json"
 
@@ -15,7 +15,9 @@ async def test_liveness_and_readiness_report_ok(api):
     assert await api.call("GET", f"{api.base}/healthz") == (200, {"status": "ok"})
     code, body = await api.call("GET", f"{api.base}/readyz")
     assert code == 200 and body == {"status": "ready",
-                                    "checks": {"database": "ok", "broker": "ok"}}
+                                    "checks": {"database": "ok", "broker": "ok",
+                                               "commands": "ok"}}
+    assert openapi_schema_errors("Readiness", body) == []
 
 
 async def test_the_service_serves_its_openapi_document(api):
@@ -23,8 +25,11 @@ async def test_the_service_serves_its_openapi_document(api):
     assert code == 200 and body == json.loads(OPENAPI.read_text())
 
 
-async def test_stats_count_platform_outcomes_from_the_outcome_topics(api, topics):
-    code, before = await api.call("GET", f"{api.base}/api/v1/distribution/stats")
+async def test_stats_count_platform_outcomes_from_the_outcome_topics_for_an_operator(
+        api, topics):
+    operator = {"Authorization": f"Bearer {operator_token()}"}
+    code, before = await api.call("GET", f"{api.base}/api/v1/distribution/stats",
+                                  headers=operator)
     assert code == 200, before
     item_id, influencer = unique("claim"), unique("influencer")
     await topics.produce("distribution.claimed",
@@ -37,7 +42,8 @@ async def test_stats_count_platform_outcomes_from_the_outcome_topics(api, topics
     await api.wait_for_item(item_id, influencer, status="published")
 
     async def counted():
-        code, now = await api.call("GET", f"{api.base}/api/v1/distribution/stats")
+        code, now = await api.call("GET", f"{api.base}/api/v1/distribution/stats",
+                                   headers=operator)
         grown = all(now["platforms"][p]["published"] == before["platforms"][p]["published"] + 1
                     for p in ("snapchat", "youtube"))
         return now if code == 200 and grown else None
@@ -45,5 +51,5 @@ async def test_stats_count_platform_outcomes_from_the_outcome_topics(api, topics
     after = await eventually(counted, timeout=30, what="stats counting the outcome")
     assert after["platforms"]["tiktok"] == before["platforms"]["tiktok"]
     assert openapi_schema_errors("Stats", after) == []
-    code, text = await api.call("GET", f"{api.base}/metrics")
+    code, text = await api.call("GET", f"{api.base}/metrics", headers=operator)
     assert code == 200 and 'distribution_platform_outcomes{platform="youtube"' in text["text"]
