@@ -15,6 +15,11 @@ from app.cli import CLIPS_STAND_IN
 from app.embedded import Broker, start_postgres
 from app.db.migrate import migrate
 from app.db.pool import connect, create_pool
+from tests.support import DOWNLOAD_SECRET, JWT_SECRET
+
+# Every command the tests run (workers, `distribution replay`) gets real-length secrets.
+os.environ.setdefault("DISTRIBUTION_JWT_SECRET", JWT_SECRET)
+os.environ.setdefault("DISTRIBUTION_DOWNLOAD_SECRET", DOWNLOAD_SECRET)
 
 
 

@@ -305,7 +305,8 @@ async def test_a_database_outage_answers_503_recovers_by_itself_and_loses_no_ack
 
         assert worker.process.poll() is None, "the worker must ride the outage out, not exit"
         assert readyz_down[1]["status"] == "unavailable" and readyz_down[1]["checks"]["broker"] == "ok"
-        assert readyz_up[1] == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+        assert readyz_up[1] == {"status": "ready", "checks": {"database": "ok", "broker": "ok",
+                                                          "commands": "ok"}}
 
         everything = sent()
         codes = Counter(s.code for s in everything)
