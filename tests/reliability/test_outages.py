@@ -49,7 +49,8 @@ class Sent:
     retry_after: str | None = None
     overlay: str | None = None
     duration: float | None = None
-    command_id: str | None = None
+    key: str | None = None  # its Idempotency-Key
+    command_id: str | None = None  # the command the service recorded for that key, if any
     error: str | None = None
 
     @property
@@ -118,8 +119,7 @@ class LoadClient:
         duration = DURATIONS[next(self._durations[item_id, overlay]) % len(DURATIONS)]
         key = unique("key")
         sent = Sent(self.n, "POST", item_id, time.monotonic(), overlay=overlay,
-                    duration=duration,
-                    command_id=f"http:{self.sub}:{item_id}:add-overlay:{key}")
+                    duration=duration, key=key)
         self.sent.append(sent)
         return await request(self.session, sent, self.url(item_id, "overlays"), self.sub,
                              {"type": overlay, "duration_seconds": duration},
@@ -179,10 +179,18 @@ def worker_errors(worker) -> list[dict]:
 async def compare_with_database(db, items: list[str], start_versions: dict[str, int],
                                 posts: list[Sent]) -> dict:
     """What the database holds against what the clients were told. `db`: a pool or a
-    connection. Lost: a 2xx overlay whose command is not recorded as applied, an overlay
-    value that is neither the last 2xx's nor that of a later request applied after all (a
-    503/504 promises nothing either way), or a version that does not count the applied
-    changes. Doubled: two 2xx answers on one item showing the same version."""
+    connection. Each request's command id is the one its Idempotency-Key record holds
+    (none: no command was ever sent for it). Lost: a 2xx overlay whose command is not
+    recorded as applied, an overlay value that is neither the last 2xx's nor that of a
+    later request applied after all (a 503/504 promises nothing either way), or a version
+    that does not count the applied changes. Doubled: two 2xx answers on one item showing
+    the same version."""
+    command_ids = {(r["item_id"], r["idempotency_key"]): r["command_id"] for r in await db.fetch(
+        "SELECT item_id, idempotency_key, command_id FROM distribution_idempotency_keys "
+        "WHERE item_id = ANY($1) AND route = 'overlays'", items)}
+    for s in posts:
+        s.command_id = command_ids.get((s.item_id, s.key))
+    assert all(s.command_id for s in posts if s.ok), "a 2xx without its key's record"
     applied = {r["command_id"] for r in await db.fetch(
         "SELECT command_id FROM distribution_processed_commands WHERE item_id = ANY($1) "
         "AND kind = 'add-overlay' AND (reply->>'ok')::boolean", items)}
@@ -247,9 +255,13 @@ async def test_a_database_outage_answers_503_recovers_by_itself_and_loses_no_ack
                    for n in range(2)]
         stop_load = asyncio.Event()
         load = [asyncio.create_task(c.run(stop_load)) for c in clients]
+        # One read sent just after the database went away: the load clients may each be
+        # waiting on a request sent just before (a POST now makes several round trips to
+        # the database), and then send nothing that both starts and ends during the outage.
+        prober = LoadClient(len(clients), worker.url, stack.session, influencer, items)
 
         def sent() -> list[Sent]:
-            return [s for c in clients for s in c.sent]
+            return [s for c in (*clients, prober) for s in c.sent]
 
         def ok_posts_since(t: float) -> Counter:
             return Counter(s.item_id for s in sent()
@@ -269,6 +281,7 @@ async def test_a_database_outage_answers_503_recovers_by_itself_and_loses_no_ack
             else:
                 postgres.pause()
             stopped_at = time.monotonic()
+            load.append(asyncio.create_task(prober.read(items[0])))
 
             async def unready_meanwhile():
                 code, body = await readiness(stack.session, worker.url)
