@@ -7,6 +7,8 @@ early when data arrives (Tansu), every hop then costs up to 1.5 s (DESIGN §5).
 
 from __future__ import annotations
 
+import asyncio
+
 from faust.agents import replies
 from faust.models import maybe_model
 from faust.transport.drivers import aiokafka as driver
@@ -33,7 +35,18 @@ class ReplyConsumer(replies.ReplyConsumer):
     """Faust's reply consumer, hardened: it crashes the worker (InvalidStateError) when a
     reply arrives for an ask that timed out, or twice for one ask, which a command
     redelivered after a rebalance causes. Here each correlation id is answered once and
-    replies nobody waits for any more are dropped."""
+    replies nobody waits for any more are dropped.
+
+    And Faust marks a reply topic as handled before it starts reading it (3 s later): an
+    ask that arrives before the consumer started, and is cancelled meanwhile (a timed-out
+    readiness check), left the topic marked and never read, so every later reply was lost.
+    Here the start runs to its end whoever waits for it."""
+
+    async def _start_fetcher(self, topic_name: str) -> None:
+        starting = self.__dict__.setdefault("_starting", {})
+        if topic_name not in starting:
+            starting[topic_name] = asyncio.ensure_future(super()._start_fetcher(topic_name))
+        await asyncio.shield(starting[topic_name])
 
     async def _drain_replies(self, channel) -> None:
         async for reply in channel.stream():
