@@ -57,12 +57,27 @@ async def authenticate(request: Request) -> Caller:
     return caller
 
 
+def detach(task: asyncio.Future) -> None:
+    """Nobody awaits this task's outcome any more: collect it so it is not reported lost."""
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
 async def bounded(work: Awaitable[T], item_id: str | None = None) -> T:
-    """Any request waits at most the request timeout (then 504)."""
+    """Any request waits at most the request timeout (then 504). The work is cancelled and
+    left to finish in the background: a query on a paused database cannot even complete its
+    cancellation until the server answers, so waiting for it would not be bounded."""
+    task = asyncio.ensure_future(work)
     try:
-        return await asyncio.wait_for(work, timeout=app.settings.request_timeout_seconds)
-    except asyncio.TimeoutError:
-        raise Timeout(**({"item_id": item_id} if item_id else {})) from None
+        done, _ = await asyncio.wait({task}, timeout=app.settings.request_timeout_seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        detach(task)
+        raise
+    if not done:
+        task.cancel()
+        detach(task)
+        raise Timeout(**({"item_id": item_id} if item_id else {}))
+    return task.result()
 
 
 async def check_access(caller: Caller, item_id: str) -> None:
@@ -124,10 +139,10 @@ class CommandView(View):
             return self.json(body, status=status)
         scope = KeyScope(caller.subject, self.route, item_id, key)
         s = app.settings
-        begun = await idempotency.begin(
+        begun = await bounded(idempotency.begin(
             app.pool, scope, request_hash(payload), app.now(),
             retention=timedelta(hours=s.idempotency_key_ttl_hours),
-            lease=timedelta(seconds=s.request_timeout_seconds + 5))
+            lease=timedelta(seconds=s.request_timeout_seconds + 5)), item_id)
         if isinstance(begun, StoredAnswer):
             return self.json(begun.body, status=begun.status,
                              headers={"Idempotent-Replayed": "true"})
@@ -139,7 +154,9 @@ class CommandView(View):
         except BaseException:  # cancelled: the outcome is unknown, let a retry find out
             await self.settle(idempotency.release(app.pool, scope), scope)
             raise
-        await idempotency.complete(app.pool, scope, status, body)
+        # a 504 here leaves the key in flight: after its lease, a retry sends the same
+        # command id and gets the first reply back from the command agent
+        await bounded(idempotency.complete(app.pool, scope, status, body), item_id)
         return self.json(body, status=status)
 
     async def run(self, command_id: str, caller: Caller, item_id: str,
@@ -163,11 +180,13 @@ class CommandView(View):
 
     @staticmethod
     async def settle(bookkeeping: Awaitable[None], scope: KeyScope) -> None:
-        """Key bookkeeping on the way out of a failed request must not hide its error; a key
-        left in flight is free again once its lease runs out."""
-        try:
-            await asyncio.shield(bookkeeping)
-        except (DomainError, asyncio.CancelledError):
+        """Key bookkeeping on the way out of a failed request: it must neither hide the
+        request's error nor hold its answer past the request timeout, and it goes on when
+        the request is cancelled. A key left in flight is free again after its lease."""
+        task = asyncio.ensure_future(bookkeeping)
+        detach(task)
+        await asyncio.wait({task}, timeout=app.settings.request_timeout_seconds)
+        if not task.done() or task.cancelled() or task.exception() is not None:
             log.warning("idempotency key left in flight until its lease runs out",
                         extra={"item_id": scope.item_id, "route": scope.route})
 
