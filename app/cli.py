@@ -21,7 +21,8 @@ def _settings():
     return get_settings()
 
 
-async def _migrate(dsn: str, stand_in_clips: bool = False) -> list[str]:
+async def migrate_database(dsn: str, stand_in_clips: bool = False) -> list[str]:
+    """Apply the migrations (and, for local stacks and tests, M09's `clips` stand-in)."""
     from app.db.migrate import migrate
     from app.db.pool import connect
 
@@ -43,7 +44,7 @@ def cmd_migrate(args) -> int:
     if not s.database_url:
         print("DATABASE_URL is not set", file=sys.stderr)
         return 2
-    applied = asyncio.run(_migrate(s.database_url))
+    applied = asyncio.run(migrate_database(s.database_url))
     print(f"applied: {', '.join(applied)}" if applied else "the schema is up to date")
     return 0
 
@@ -60,7 +61,7 @@ def run_worker() -> int:
         print("DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS must be set "
               "(or use `distribution dev` for the embedded stack)", file=sys.stderr)
         return 2
-    asyncio.run(_migrate(s.database_url))
+    asyncio.run(migrate_database(s.database_url))
     from app.faust_app import app
 
     app.discover_components()
@@ -99,7 +100,7 @@ def cmd_dev(args) -> int:
         # Public secrets: fine on a developer's machine, refused by every other command.
         os.environ.setdefault("DISTRIBUTION_JWT_SECRET", DEVELOPMENT_JWT_SECRET)
         os.environ.setdefault("DISTRIBUTION_DOWNLOAD_SECRET", DEVELOPMENT_DOWNLOAD_SECRET)
-        asyncio.run(_migrate(os.environ["DATABASE_URL"], stand_in_clips=True))
+        asyncio.run(migrate_database(os.environ["DATABASE_URL"], stand_in_clips=True))
         s = _settings()
         token = issue_token("influencer-dev", s.jwt_secret.get_secret_value(), timedelta(days=7),
                             scope=s.operator_scope)
@@ -136,7 +137,7 @@ async def _replay(args, s) -> int:
     if from_time is not None and from_time.tzinfo is None:
         print("--from-timestamp needs an offset, e.g. 2026-11-24T10:00:00Z", file=sys.stderr)
         return 2
-    await _migrate(s.database_url)
+    await migrate_database(s.database_url)
     pool = await create_pool(s.database_url, 1, 4)
     bar = tqdm(unit="record", desc="replay", disable=args.quiet)
     try:

@@ -11,10 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from app.cli import CLIPS_STAND_IN
+from app.cli import migrate_database
 from app.embedded import Broker, start_postgres
-from app.db.migrate import migrate
-from app.db.pool import connect, create_pool
+from app.db.pool import create_pool
 from tests.support import DOWNLOAD_SECRET, JWT_SECRET
 
 # Every command the tests run (workers, `distribution replay`) gets real-length secrets.
@@ -70,12 +69,7 @@ async def create_database(empty_database):
 
     async def make(prefix: str = "distribution_test") -> str:
         url = await empty_database(prefix)
-        conn = await connect(url)
-        try:
-            await migrate(conn)
-            await conn.execute(CLIPS_STAND_IN)
-        finally:
-            await conn.close()
+        await migrate_database(url, stand_in_clips=True)
         return url
 
     return make

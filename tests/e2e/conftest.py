@@ -7,7 +7,8 @@ import aiohttp
 import pytest
 
 from tests.fakes.platform_server import FakePlatformServer
-from tests.service import Api, ServiceProcess, Topics
+from tests.service import Api, ServiceProcess, Topics, claimed_event
+from tests.support import unique
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,13 @@ async def topics(broker):
 async def api(service):
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield Api(service.url, session)
+
+
+@pytest.fixture
+async def claimed_item(api, topics):
+    """A new item in `claimed`, once the service shows it: (item id, influencer)."""
+    item_id, influencer = unique("claim"), unique("influencer")
+    event = claimed_event(item_id, unique("clip"), influencer, unique("campaign"))
+    await topics.produce("distribution.claimed", event, key=item_id)
+    await api.wait_for_item(item_id, influencer)
+    return item_id, influencer

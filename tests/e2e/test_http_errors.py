@@ -6,17 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.service import claimed_event
 from tests.support import openapi_schema_errors, token, unique
-
-
-@pytest.fixture
-async def claimed_item(api, topics):
-    item_id, influencer = unique("claim"), unique("influencer")
-    event = claimed_event(item_id, unique("clip"), influencer, unique("campaign"))
-    await topics.produce("distribution.claimed", event, key=item_id)
-    await api.wait_for_item(item_id, influencer)
-    return item_id, influencer
 
 
 def assert_error(code: int, body: dict, status: int, error_code: str) -> dict:

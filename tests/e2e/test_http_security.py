@@ -5,22 +5,11 @@ statistics. All against the running worker, its PostgreSQL and its broker."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from app.db.idempotency import request_hash
-from tests.service import claimed_event
 from tests.support import eventually, operator_token, token, unique
-
-
-@pytest.fixture
-async def claimed_item(api, topics):
-    item_id, influencer = unique("claim"), unique("influencer")
-    event = claimed_event(item_id, unique("clip"), influencer, unique("campaign"))
-    await topics.produce("distribution.claimed", event, key=item_id)
-    await api.wait_for_item(item_id, influencer)
-    return item_id, influencer
 
 
 async def footprint(pool, item_id: str) -> tuple:

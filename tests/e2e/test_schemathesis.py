@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.service import claimed_event
 from tests.support import operator_token, token, unique
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -35,14 +34,10 @@ async def run_schemathesis(url: str, bearer: str, config: Path, report: Path) ->
 
 
 @pytest.mark.parametrize("pinned", [False, True], ids=["generated-ids", "a-live-claimed-item"])
-async def test_schemathesis_finds_nothing_wrong(service, api, topics, tmp_path, pinned):
-    influencer = unique("influencer")
+async def test_schemathesis_finds_nothing_wrong(service, claimed_item, tmp_path, pinned):
+    item_id, influencer = claimed_item
     config = CONFIG
     if pinned:
-        item_id = unique("claim")
-        await topics.produce("distribution.claimed", claimed_event(
-            item_id, unique("clip"), influencer, unique("campaign")), key=item_id)
-        await api.wait_for_item(item_id, influencer)
         config = tmp_path / "schemathesis.toml"
         config.write_text(CONFIG.read_text() + f'\n[parameters]\n"path.id" = "{item_id}"\n')
     bearer = token(influencer) if pinned else operator_token(unique("operator"))

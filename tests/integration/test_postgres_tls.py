@@ -19,8 +19,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.cli import CLIPS_STAND_IN
-from app.db.migrate import migrate
+from app.cli import migrate_database
 from app.db.pool import connect, create_pool
 from app.embedded import free_port
 from tests.integration.test_secured_broker import KEY_PASSWORD, make_pki
@@ -155,12 +154,7 @@ async def test_a_worker_on_a_tls_database_url_uses_tls_for_every_connection(
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = tls_postgres.url(database=name, **tls_postgres.verify_full())
-        conn = await connect(url)
-        try:
-            await migrate(conn)
-            await conn.execute(CLIPS_STAND_IN)
-        finally:
-            await conn.close()
+        await migrate_database(url, stand_in_clips=True)
         proc = ServiceProcess(url, broker.bootstrap, tmp_path / "worker.log").start()
         try:
             await proc.ready()
