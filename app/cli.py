@@ -204,9 +204,15 @@ def cmd_openapi(args) -> int:
 
 def refuse_unsafe_settings() -> int | None:
     """Exit status 2 with a message naming each variable, when the settings are unsafe."""
+    from app.broker_security import ssl_context
     from app.settings import unsafe_settings
 
-    problems = unsafe_settings(_settings())
+    s = _settings()
+    problems = unsafe_settings(s)
+    try:
+        ssl_context(s)  # checks the Kafka security settings (and loads the TLS files)
+    except ValueError as exc:
+        problems.append(str(exc))
     if not problems:
         return None
     print("refusing to start: " + "; ".join(problems) + " (`distribution dev` runs with "

@@ -101,3 +101,10 @@ def test_a_token_made_with_good_secrets_is_printed():
     result = run_cli("token", "--sub", "influencer-9", DISTRIBUTION_JWT_SECRET=GOOD,
                      DISTRIBUTION_DOWNLOAD_SECRET=OTHER)
     assert result.returncode == 0 and result.stdout.count(".") == 2
+
+
+def test_contradictory_kafka_security_settings_stop_the_worker_naming_the_variable():
+    result = run_cli("worker", DISTRIBUTION_JWT_SECRET=GOOD, DISTRIBUTION_DOWNLOAD_SECRET=OTHER,
+                     DISTRIBUTION_KAFKA_SECURITY_PROTOCOL="SASL_SSL")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "DISTRIBUTION_KAFKA_SASL_USERNAME" in result.stderr
