@@ -259,11 +259,7 @@ def parse(raw: bytes, schema: type[Body]) -> Body:
         body = schema.model_validate(data)
     except ValidationError as exc:
         raise _refusal(exc) from None
-    bad = _unstorable(body.model_dump())
-    if bad is not None:  # the patterns refuse NUL already; this guards every other string
-        field = ".".join(map(str, bad)) or "body"
-        raise InvalidRequest(f"{field}: text must not contain NUL characters", field=field)
-    return body
+    return body  # NUL, which PostgreSQL cannot store as text, is refused by the patterns
 
 
 def _refusal(exc: ValidationError) -> InvalidRequest | UnsupportedPlatform:
@@ -288,26 +284,6 @@ def _names_a_platform(loc: tuple) -> bool:
     return (loc[0] in ("platform", "platforms")
             or (len(loc) >= 3 and loc[0] == "caption" and loc[1] == "variants"
                 and loc[-1] == "[key]"))
-
-
-def _unstorable(value: Any, path: tuple = ()) -> tuple | None:
-    """The path of the first string with a NUL character, which PostgreSQL cannot store as
-    text, or None: such a body is the client's error (400), not a command the service then
-    fails to apply (503). Pydantic already refuses unpaired surrogates."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _unstorable(key, (*path, key)) if isinstance(key, str) else None
-            found = found if found is not None else _unstorable(item, (*path, key))
-            if found is not None:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = _unstorable(item, (*path, index))
-            if found is not None:
-                return found
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -207,10 +207,6 @@ def test_a_nul_character_is_refused_naming_the_field(caption, field):
     assert err.code == "invalid_request" and err.details["field"] == field
 
 
-def test_the_nul_guard_behind_the_patterns_names_the_path():
-    assert schemas._unstorable({"a": ["x", {"b\x00": 1}]}) == ("a", 1, "b\x00")
-    assert schemas._unstorable({"a": ["x", "y"]}) is None
-
 
 # ---------------------------------------------------------------------------------------------
 # scheduled_at and timezone.
