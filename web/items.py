@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable
@@ -39,7 +38,6 @@ from .rate_limit import RateLimiter
 log = logging.getLogger("distribution.web")
 
 ITEM = "/api/v1/distribution/items/{id}"
-IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 #: Answers to a request with an Idempotency-Key that are not kept: it did not run (400,
 #: 404) or its outcome is not known yet (503, 504); the key may be used again.
 NOT_STORED = {400, 404}
@@ -113,7 +111,7 @@ def idempotency_key(request: Request) -> str | None:
     keys = request.headers.getall("Idempotency-Key", [])
     if not keys:
         return None
-    if len(keys) > 1 or not IDEMPOTENCY_KEY.fullmatch(keys[0]):
+    if len(keys) > 1 or not schemas.matches(schemas.IDEMPOTENCY_KEY_PATTERN, keys[0]):
         raise InvalidRequest("Idempotency-Key must be one value of 1 to 255 printable ASCII "
                              "characters", field="Idempotency-Key")
     return keys[0]
