@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from aiohttp import web
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from app.db.read_model import read_item
 from app.domain.errors import Forbidden, NotFound
@@ -16,6 +16,7 @@ from app.domain.links import verify
 from app.faust_app import app
 
 from . import schemas
+from .errors import ApiView
 from .items import bounded
 
 
@@ -27,7 +28,7 @@ def link_part(request: Request, name: str, pattern: str) -> str:
 
 
 @app.page("/api/v1/distribution/downloads/{id}")
-class DownloadLink(View):
+class DownloadLink(ApiView):
     async def get(self, request: Request, id: str) -> Response:
         if not schemas.matches(schemas.ITEM_ID_PATTERN, id):
             raise Forbidden("the download link is not valid")

@@ -6,6 +6,8 @@ import logging
 import math
 
 from aiohttp import web
+from faust.web import Request, Response, View
+from faust.web.exceptions import WebError
 
 from app.domain.errors import DomainError
 
@@ -55,3 +57,18 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         log.exception("unexpected error", extra={"path": request.path,
                                                   "method": request.method})
         return error_response("internal", "an unexpected error occurred")
+
+
+class ApiView(View):
+    """A view whose framework-level refusals use the one error body too. Faust routes HEAD
+    to every view and answers a view without `get` itself (a 405 in its own shape, without
+    `Allow`); here that 405 names the methods the route does take."""
+
+    async def on_request_error(self, request: Request, exc: WebError) -> Response:
+        status = int(exc.code)
+        if status != 405:
+            return error_response(CODE_BY_STATUS.get(status, "invalid_request"), exc.detail)
+        declared = self.get_methods() - {"HEAD"}
+        allowed = declared | ({"HEAD"} if "GET" in declared else set())
+        return error_response("method_not_allowed", f"{request.method} is not allowed here",
+                              headers={"Allow": ", ".join(sorted(allowed))})

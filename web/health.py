@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from app.db.queries import Q
 from app.faust_app import app
 from tables.publish_stats import publish_stats, snapshot
 
 from .auth import require_operator
+from .errors import ApiView
 from .items import authenticate, ping
 from .openapi import build_document
 
@@ -39,13 +40,13 @@ async def run_check(check) -> str:
 
 
 @app.page("/healthz")
-class Liveness(View):
+class Liveness(ApiView):
     async def get(self, request: Request) -> Response:
         return self.json({"status": "ok"})
 
 
 @app.page("/readyz")
-class Readiness(View):
+class Readiness(ApiView):
     async def get(self, request: Request) -> Response:
         database, broker, commands = await asyncio.gather(
             run_check(check_database), run_check(check_broker), run_check(ping))
@@ -56,7 +57,7 @@ class Readiness(View):
 
 
 @app.page("/metrics")
-class Metrics(View):
+class Metrics(ApiView):
     """Operator only: it tells how busy each platform is."""
 
     async def get(self, request: Request) -> Response:
@@ -78,7 +79,7 @@ class Metrics(View):
 
 
 @app.page("/api/v1/distribution/stats")
-class Stats(View):
+class Stats(ApiView):
     """Operator only; answered by the worker holding the table (the token travels along)."""
 
     async def get(self, request: Request) -> Response:
@@ -91,6 +92,6 @@ class Stats(View):
 
 
 @app.page("/openapi.json")
-class OpenApi(View):
+class OpenApi(ApiView):
     async def get(self, request: Request) -> Response:
         return self.json(OPENAPI)

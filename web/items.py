@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from agents.commands import apply_commands
 from app.db import idempotency
@@ -32,7 +32,7 @@ from app.wire import PING, Command
 
 from . import schemas
 from .auth import Caller, TokenVerifier
-from .errors import STATUS_BY_CODE
+from .errors import STATUS_BY_CODE, ApiView
 from .rate_limit import RateLimiter
 
 log = logging.getLogger("distribution.web")
@@ -117,7 +117,7 @@ def idempotency_key(request: Request) -> str | None:
     return keys[0]
 
 
-class CommandView(View):
+class CommandView(ApiView):
     """POST: the body becomes a command for the item."""
 
     kind: str
@@ -244,14 +244,14 @@ async def readable_item(request: Request, item_id: str):
 
 
 @app.page(ITEM)
-class GetItem(View):
+class GetItem(ApiView):
     async def get(self, request: Request, id: str) -> Response:
         item, row = await readable_item(request, id)
         return self.json(item_json(item, row))
 
 
 @app.page(ITEM + "/preview")
-class Preview(View):
+class Preview(ApiView):
     async def get(self, request: Request, id: str) -> Response:
         item, _ = await readable_item(request, id)
         media = await bounded(app.media.media_for(item.clip_id), item.id)

@@ -205,6 +205,12 @@ async def test_an_undeclared_method_is_a_405_naming_the_allowed_ones(api, claime
         code, body, headers = await call(api, method, url, token(owner))
         assert code == 405 and body["error"]["code"] == "method_not_allowed", (method, url)
         assert method not in headers["Allow"] and headers["Allow"]
+    # HEAD reaches every view (Faust routes it); a route without GET refuses it alike
+    code, _, headers = await call(api, "HEAD", api.item_url(item_id, "retry"), token(owner))
+    assert code == 405 and headers["Allow"] == "POST"
+    async with api.session.head(api.item_url(item_id),
+                                headers={"Authorization": f"Bearer {token(owner)}"}) as r:
+        assert r.status == 200
 
 
 @pytest.mark.parametrize("query", ["", "?expires=abc&signature=00", "?expires=1&signature=zz",
