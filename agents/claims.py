@@ -18,12 +18,13 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from app import handlers
 from app.broker_security import kafka_client_kwargs
+from app.channels import claimed_dlq_topic
 from app.faust_app import app
-from app.topics import CLAIMED, claimed_dlq_topic
+from app.topics import CLAIMED
 from app.wire import ClaimData, parse_claim
 
 from .dead_letters import dead_letter
-from .retrying import until_available
+from .looping import until_available
 
 log = logging.getLogger("distribution.claims")
 
@@ -46,8 +47,8 @@ def claims_consumer() -> AIOKafkaConsumer:
 @app.task
 async def ingest_claims() -> None:
     consumer = claims_consumer()
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a stop during the group join still closes it
         while not app.should_stop:
             batch = await consumer.getmany(timeout_ms=500, max_records=BATCH_SIZE)
             records = [r for partition in batch.values() for r in partition]

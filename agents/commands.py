@@ -6,12 +6,12 @@ import logging
 
 from app import handlers
 from app.domain.errors import InvalidRequest, Unavailable
+from app.channels import commands_dlq_topic, commands_topic
 from app.faust_app import app
-from app.topics import commands_dlq_topic, commands_topic
-from app.wire import PING, Command, parse_command
+from app.wire import Command, PingCommand, parse_command
 
 from .dead_letters import dead_letter
-from .retrying import until_available
+from .looping import until_available
 
 log = logging.getLogger("distribution.commands")
 
@@ -36,7 +36,7 @@ async def apply_commands(stream):
             await dead_letter(commands_dlq_topic, event.message, "invalid_command", str(exc))
             yield handlers.error_reply(InvalidRequest(str(exc)))
             continue
-        if command.kind == PING:
+        if isinstance(command, PingCommand):
             yield handlers.PONG
             continue
         try:

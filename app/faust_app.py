@@ -1,51 +1,35 @@
-"""The one Faust app: configuration, shared resources, and the list of its parts."""
+"""The one Faust app: configuration, the worker's shared resources, and the list of its parts."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import cached_property
 
 import asyncpg
 import faust
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from mode import ServiceT
 
-from app.broker_security import faust_credentials, kafka_client_kwargs
-from app.db.pool import CONNECTION_ERRORS, create_pool
+from app.broker_security import faust_credentials
 from app.domain.rules import Policy
 from app.kafka import ReplyConsumer, Transport
 from app.neighbours import MediaLocator
 from app.platforms.gateway import PlatformGateway
+from app.resources import Resources
 from app.settings import Settings, get_settings
-
-log = logging.getLogger("distribution.app")
 
 #: The app's parts, imported before the worker starts (explicit discovery).
 COMPONENTS = ("agents.claims", "agents.commands", "agents.publisher", "agents.scheduler",
               "agents.outbox_relay", "agents.housekeeping", "tables.publish_stats", "web.items",
-              "web.downloads", "web.health")
-
-TOPICS = ("distribution.claimed", "distribution.claimed.dlq", "distribution.commands",
-          "distribution.commands.dlq", "distribution.published", "distribution.failed")
-
-
-def make_gateway(settings: Settings) -> PlatformGateway:
-    if settings.platform_gateway_url:
-        from app.platforms.http import HttpGateway
-        return HttpGateway(settings.platform_gateway_url, settings.platform_timeout_seconds)
-    from app.platforms.simulated import SimulatedGateway
-    return SimulatedGateway(settings.simulated_failures)
+              "web.downloads", "web.health", "web.stats")
 
 
 class DistributionApp(faust.App):
-    """Holds the resources every agent and view shares, opened before they start."""
+    """The app; agents and views reach the worker's shared resources through it."""
 
     settings: Settings
-    pool: asyncpg.Pool
-    gateway: PlatformGateway
-    media: MediaLocator
     policy: Policy
 
     def configure(self, settings: Settings) -> None:
@@ -54,6 +38,22 @@ class DistributionApp(faust.App):
         self.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
         self.publisher_wakeup = asyncio.Event()
         self.relay_wakeup = asyncio.Event()
+
+    @cached_property
+    def resources(self) -> Resources:
+        return Resources(self.settings, beacon=self.beacon)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.resources.pool
+
+    @property
+    def gateway(self) -> PlatformGateway:
+        return self.resources.gateway
+
+    @property
+    def media(self) -> MediaLocator:
+        return self.resources.media
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
@@ -70,52 +70,23 @@ class DistributionApp(faust.App):
         for name in COMPONENTS:
             importlib.import_module(name)
 
-    async def on_start(self) -> None:
-        await super().on_start()
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        dependencies = list(super().on_init_dependencies())
         if self.client_only:
-            return
-        s = self.settings
-        await self._ensure_topics()
-        self.pool = await self._open_pool()
-        self.gateway = make_gateway(s)
-        self.media = MediaLocator(s.media_base_url, s.media_timeout_seconds)
-        log.info("worker resources ready", extra={"web_port": s.web_port})
+            return dependencies  # it only asks: no agent or view of ours runs in it
+        # mode starts these in order, after `on_start` and before `on_started` (where Faust
+        # starts timers and tasks), and stops them in reverse: the resources come first, so
+        # they open before the web server, agents and tables start and close after they stop.
+        return [self.resources, *dependencies]
 
-    async def _open_pool(self) -> asyncpg.Pool:
-        s = self.settings
-        for attempt in range(30):
-            try:
-                return await create_pool(s.database_url, s.db_pool_min, s.db_pool_max)
-            except CONNECTION_ERRORS as exc:
-                log.warning("database not reachable yet", extra={"error": repr(exc)})
-                await asyncio.sleep(min(0.2 * 2 ** attempt, 2.0))
-        raise RuntimeError("the database cannot be reached")
-
-    async def _ensure_topics(self) -> None:
-        """Our topics with the configured partitions, replication factor and retention
-        (creating only what is missing: an existing topic keeps its own)."""
-        s = self.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers,
-                                    **kafka_client_kwargs(s))
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            retention_ms = str(int(s.topic_retention_hours * 3600 * 1000))
-            missing = [NewTopic(t, s.topic_partitions, s.topic_replication_factor,
-                                topic_configs={"retention.ms": retention_ms})
-                       for t in TOPICS if t not in existing]
-            if missing:
-                await admin.create_topics(missing)
-        finally:
-            await admin.close()
+    async def on_first_start(self) -> None:
+        self.conf.datadir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+        await super().on_first_start()
 
     async def on_stop(self) -> None:
-        for resource in ("gateway", "media", "pool"):
-            if hasattr(self, resource):
-                try:
-                    await getattr(self, resource).close()
-                except Exception:  # stopping anyway
-                    log.exception("closing %s failed", resource)
+        # Timers and tasks are futures of the app, which mode ends only after stopping its
+        # dependencies (the resources last): end them first, while the pool is still open.
+        await self._stop_futures()
         await super().on_stop()
 
 
@@ -126,6 +97,7 @@ def create_app(settings: Settings) -> DistributionApp:
         settings.app_id,
         broker=settings.broker_url,
         store="memory://",
+        datadir=settings.faust_datadir,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         # Faust's producer and all its consumers (agents, replies) authenticate with these

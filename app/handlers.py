@@ -1,4 +1,4 @@
-"""One transaction per command: lock, decide, save, outbox, commit.
+"""One transaction per command: open, load, decide, save, commit.
 
 Also the claim ingestion, which creates items in batches.
 """
@@ -11,61 +11,18 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, Field, ValidationError
 
-from app import neighbours
-from app.db.items import caption_from_json, item_from_row
-from app.db.outbox import outcome_envelopes
-from app.db.queries import Q
+from app.db.items import NewItem
 from app.db.read_model import item_json
 from app.db.unit_of_work import unit_of_work
-from app.domain import commands as c
 from app.domain import events as e
-from app.domain.errors import DomainError, InvalidRequest, NotFound
+from app.domain.errors import DomainError, NotFound
 from app.domain.rules import Policy, claim_expires_at
 from app.domain.transitions import decide
-from app.wire import ClaimData, Command, actor_of
+from app.envelope import outcome_envelopes
+from app.wire import ClaimData, Command
 
 log = logging.getLogger("distribution.handlers")
-
-
-class _PlatformResult(BaseModel):
-    platform: str
-    key_attempt: int = Field(ge=1)
-    outcome: str = Field(pattern="^(published|transient|rejected)$")
-    post_id: str | None = None
-    post_url: str | None = None
-    error: str | None = None
-    retry_after: float | None = None
-    jitter: float = Field(0.5, ge=0, lt=1)
-    attempt: int = Field(0, ge=0)
-
-
-def to_domain(command: Command) -> object:
-    """The domain command a wire command carries; a malformed payload is a 400."""
-    p = command.payload
-    try:
-        match command.kind:
-            case "add-overlay":
-                return c.AddOverlay(str(p["type"]), float(p["duration_seconds"]))
-            case "schedule":
-                return c.Schedule(list(p["platforms"]), str(p["scheduled_at"]),
-                                  p.get("timezone"), caption_from_json(p.get("caption")))
-            case "reschedule":
-                return c.Reschedule(str(p["scheduled_at"]), p.get("timezone"))
-            case "publish" | "publish-multi":
-                return c.Publish(list(p["platforms"]), caption_from_json(p.get("caption")))
-            case "retry":
-                return c.Retry()
-            case "download":
-                return c.RequestDownload()
-            case "publish-due":
-                return c.PublishDue(datetime.fromisoformat(p["scheduled_at"]))
-            case "platform-result":
-                return c.RecordPlatformResult(**_PlatformResult.model_validate(p).model_dump())
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:
-        raise InvalidRequest(f"malformed {command.kind} command: {exc}") from None
-    raise InvalidRequest(f"unknown command kind {command.kind!r}")
 
 
 @dataclass
@@ -86,43 +43,42 @@ def error_reply(error: DomainError) -> dict[str, Any]:
 
 async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Policy) -> Applied:
     """Apply one command in one transaction; a command seen before returns its first reply."""
+    order = command.to_domain()  # typed on the way in: nothing left to refuse for its shape
     async with unit_of_work(pool) as uow:
-        item = await uow.items.lock(command.item_id)
+        stored = await uow.items.lock(command.item_id)
+        # after the lock: a copy of this command applied meanwhile is seen here
         earlier = await uow.commands.reply_for(command.command_id)
         if earlier is not None:
             log.info("command repeated", extra=_log_extra(command, outcome="duplicate"))
             return Applied(earlier, repeated=True)
-        if item is None:
-            reply, applied = error_reply(NotFound(item_id=command.item_id)), None
-        else:
-            try:
-                decision = decide(item, actor_of(command), to_domain(command), now, policy)
-            except DomainError as err:
-                reply, applied = error_reply(err), None
-            else:
-                await uow.items.save(item, decision.item)
-                await uow.items.add_analytics(item.id, decision.events, now, command.actor)
-                outcomes = outcome_envelopes(decision.item, decision.events, now,
-                                             command.trace_id, cause=command.command_id)
-                for topic, envelope in outcomes:
-                    await uow.outbox.add(topic, envelope)
-                row = await uow.items.get_row(item.id)
-                reply = {"ok": True, "item": item_json(item_from_row(row), row), "error": None}
-                applied = Applied(
-                    reply,
-                    publishing_started=any(isinstance(ev, e.PublishingStarted)
-                                           for ev in decision.events),
-                    outbox_written=bool(outcomes))
-                log.info("command applied", extra=_log_extra(
-                    command, outcome="applied", status_before=item.status.value,
-                    status=decision.item.status.value, version=decision.item.version,
-                    events=[type(ev).__name__ for ev in decision.events]))
-        if applied is None:
+        try:
+            if stored is None:
+                raise NotFound(item_id=command.item_id)
+            decision = decide(stored.item, command.actor_of(), order, now, policy)
+        except DomainError as err:
+            applied = Applied(error_reply(err))
             log.info("command refused", extra=_log_extra(
-                command, outcome="refused", error=reply["error"]["code"],
-                reason=reply["error"]["message"]))
-        await uow.commands.record(command.command_id, command.item_id, command.kind, reply)
-    return applied or Applied(reply)
+                command, outcome="refused", error=err.code, reason=err.message))
+        else:
+            saved = await uow.items.save(stored, decision.item)
+            await uow.items.add_analytics(command.item_id, decision.events, now, command.actor)
+            outcomes = outcome_envelopes(decision.item, decision.events, now,
+                                         command.trace_id, cause=command.command_id)
+            for topic, envelope in outcomes:
+                await uow.outbox.add(topic, envelope)
+            applied = Applied(
+                {"ok": True, "item": item_json(saved), "error": None},
+                publishing_started=any(isinstance(ev, e.PublishingStarted)
+                                       for ev in decision.events),
+                outbox_written=bool(outcomes))
+            log.info("command applied", extra=_log_extra(
+                command, outcome="applied", status_before=stored.item.status.value,
+                status=decision.item.status.value, version=decision.item.version,
+                events=[type(ev).__name__ for ev in decision.events]))
+        await uow.commands.record(command.command_id, command.item_id, command.kind,
+                                  applied.reply)
+        await uow.commit()
+    return applied
 
 
 def _log_extra(command: Command, **fields: Any) -> dict[str, Any]:
@@ -139,30 +95,28 @@ class Ingested:
 
 
 async def ingest_claims(pool: asyncpg.Pool, claims: list[ClaimData]) -> Ingested:
-    """Create items for a batch of claims in one transaction; replays create nothing."""
+    """Create items for a batch of claims in one transaction; replays create nothing.
+
+    A claim without a campaign takes its clip's campaign from M09's clips."""
     result = Ingested()
     async with unit_of_work(pool) as uow:
-        missing = sorted({cl.clip_id for cl in claims if not cl.campaign_id})
-        campaigns = await neighbours.campaigns_for_clips(uow.conn, missing)
+        campaigns = await uow.clips.campaigns_for(
+            sorted({cl.clip_id for cl in claims if not cl.campaign_id}))
         ready = []
         for claim in claims:
             campaign_id = claim.campaign_id or campaigns.get(claim.clip_id)
             if campaign_id is None:
                 result.unknown_clips.append(claim)
             else:
-                ready.append((claim, campaign_id))
-        if ready:
-            created = await uow.conn.fetch(
-                Q["insert_claims"],
-                [cl.claim_id for cl, _ in ready], [cl.influencer_id for cl, _ in ready],
-                [cl.clip_id for cl, _ in ready], [camp for _, camp in ready],
-                [cl.claimed_at for cl, _ in ready],
-                [claim_expires_at(cl.claimed_at) for cl, _ in ready])
-            new_ids = {r["id"] for r in created}
-            for claim, _ in ready:
-                if claim.claim_id in new_ids:
-                    new_ids.discard(claim.claim_id)  # a repeat in the same batch is a duplicate
-                    result.created.append(claim.claim_id)
-                else:
-                    result.duplicates.append(claim.claim_id)
+                ready.append(NewItem(claim.claim_id, claim.influencer_id, claim.clip_id,
+                                     campaign_id, claim.claimed_at,
+                                     claim_expires_at(claim.claimed_at)))
+        created = await uow.items.add_claimed(ready) if ready else set()
+        for new in ready:
+            if new.id in created:
+                created.discard(new.id)  # a repeat in the same batch is a duplicate
+                result.created.append(new.id)
+            else:
+                result.duplicates.append(new.id)
+        await uow.commit()
     return result

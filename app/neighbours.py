@@ -1,4 +1,5 @@
-"""Neighbouring modules: M09's clip -> campaign lookup (read-only SQL), M06's media location."""
+"""M06, the neighbour that knows where a clip's rendered media lives. (M09's clip ->
+campaign lookup is a read of its table: app/db/clips.py.)"""
 
 from __future__ import annotations
 
@@ -6,18 +7,8 @@ import uuid
 from dataclasses import dataclass
 
 import aiohttp
-import asyncpg
 
-from app.db.queries import Q
 from app.domain.errors import NotFound, Unavailable
-
-
-async def campaigns_for_clips(conn: asyncpg.Connection, clip_ids: list[str]) -> dict[str, str]:
-    """clip id -> campaign id, from M09's `clips` table; unknown clips are left out."""
-    if not clip_ids:
-        return {}
-    rows = await conn.fetch(Q["campaigns_for_clips"], clip_ids)
-    return {r["clip_id"]: r["campaign_id"] for r in rows}
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from app import handlers
 from app.domain.rules import Policy
-from app.wire import PING, parse_claim, parse_command
+from app.topics import CLAIMED, COMMANDS
+from app.wire import PingCommand, parse_claim, parse_command
 
 log = logging.getLogger("distribution.replay")
 
-CLAIMED, COMMANDS = "distribution.claimed", "distribution.commands"
 CLAIM_BATCH = 500
 
 
@@ -117,7 +117,7 @@ async def replay(pool: asyncpg.Pool, bootstrap: str, policy: Policy,
             else:
                 await flush_claims()  # an item's claim comes before its commands
                 command = parse_command(record.value)
-                if command.kind == PING:  # a readiness probe, nothing to apply
+                if isinstance(command, PingCommand):  # a readiness probe, nothing to apply
                     progress(1)
                     continue
                 applied = await handlers.handle(pool, command, command.issued_at, policy)

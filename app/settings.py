@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -36,7 +38,9 @@ class Settings(BaseSettings):
     web_port: int = 6066
     public_base_url: str | None = None  # base of download links; default http://host:port
     topic_partitions: int = 8
-    data_dir: str = ".distribution"
+    # Local files: Faust's under faust/<app_id> (see faust_datadir); `distribution dev` keeps
+    # the embedded PostgreSQL and the broker's log here too (its default: ./.distribution).
+    data_dir: str | None = None
 
     # Rules.
     min_schedule_lead_seconds: float = 300
@@ -125,6 +129,15 @@ class Settings(BaseSettings):
         )
 
     @property
+    def faust_datadir(self) -> Path:
+        """Faust's data directory, one per app id; by default in the user's state directory,
+        since Faust's own default (`./<app id>-data`) wrote into whatever directory the
+        worker ran in, the repository included."""
+        base = (Path(self.data_dir).expanduser().resolve() if self.data_dir
+                else _state_home() / "distribution-service")
+        return base / "faust" / self.app_id
+
+    @property
     def broker_url(self) -> str:
         servers = self.kafka_bootstrap_servers or "127.0.0.1:9092"
         return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
@@ -136,6 +149,11 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_base_url or f"http://{self.web_host}:{self.web_port}"
+
+
+def _state_home() -> Path:
+    """$XDG_STATE_HOME, else ~/.local/state (XDG Base Directory specification)."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
 
 
 @lru_cache(maxsize=1)

@@ -1,31 +1,45 @@
-"""Topic declarations. Values are raw bytes: we parse them ourselves, so that what cannot be
-parsed goes to a dead-letter topic with its reason instead of vanishing in a decoder."""
+"""Every topic the service reads or writes, by name, and a message to one of them.
+
+The names live here alone; Faust's handles on them are declared in `app/channels.py`. Values
+are raw bytes: we parse them ourselves, so that what cannot be parsed goes to a dead-letter
+topic with its reason instead of vanishing in a decoder.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from app.faust_app import app
-
-#: Consumed by agents/claims.py with a consumer group of its own, not by a Faust agent.
+#: M09's claims. Consumed by agents/claims.py with a consumer group of its own.
 CLAIMED = "distribution.claimed"
-claimed_dlq_topic = app.topic("distribution.claimed.dlq", key_serializer="raw",
-                              value_serializer="raw")
-commands_topic = app.topic("distribution.commands", key_serializer="raw", value_serializer="raw")
-commands_dlq_topic = app.topic("distribution.commands.dlq", key_serializer="raw",
-                               value_serializer="raw")
-published_topic = app.topic("distribution.published", key_serializer="raw",
-                            value_serializer="raw")
-failed_topic = app.topic("distribution.failed", key_serializer="raw", value_serializer="raw")
+CLAIMED_DLQ = "distribution.claimed.dlq"
+#: Orders for one item, keyed by the item id (DESIGN §3).
+COMMANDS = "distribution.commands"
+COMMANDS_DLQ = "distribution.commands.dlq"
+#: Outcome events, written through the outbox.
+PUBLISHED = "distribution.published"
+FAILED = "distribution.failed"
+OUTCOMES = (PUBLISHED, FAILED)
+#: Internal: platform outcomes re-keyed by platform for the statistics table.
+STATS_PLATFORM_OUTCOMES = "distribution-stats-platform-outcomes"
 
-OUTCOME_TOPICS = {published_topic.get_topic_name(): published_topic,
-                  failed_topic.get_topic_name(): failed_topic}
+#: Created at start with the configured partitions, replication and retention.
+SERVICE_TOPICS = (CLAIMED, CLAIMED_DLQ, COMMANDS, COMMANDS_DLQ, PUBLISHED, FAILED)
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+#: Sends messages and returns once the broker acknowledged every one (raises otherwise).
+#: The worker's is Faust's producer (`app/channels.py`); tests pass their own.
+Send = Callable[[Sequence[Message]], Awaitable[None]]
 
 
 def encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=str).encode()
-
-#: Both outcome topics as one source, for the statistics agent.
-outcome_topics = app.topic("distribution.published", "distribution.failed",
-                           key_serializer="raw", value_serializer="raw")

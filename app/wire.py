@@ -1,24 +1,24 @@
-"""Wire records: the claimed event we consume, and the commands and replies between workers."""
+"""Wire records: the claimed event we consume, and the commands between workers (one typed
+payload per kind, turned into the domain command at this edge)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
+                      field_validator)
 
-from app.domain.model import ITEM_ID_PATTERN, Actor
+from app.domain import commands as c
+from app.domain.model import ITEM_ID_PATTERN, Actor, Caption, CaptionText, Outcome, Platform
 from app.envelope import Envelope
+from app.topics import COMMANDS, Message, Send
 
 Id = Field(min_length=1, max_length=200)
 ItemId = Field(pattern=ITEM_ID_PATTERN)  # an item id must be addressable over HTTP
-
-CommandKind = Literal["add-overlay", "schedule", "reschedule", "publish", "publish-multi",
-                      "retry", "download", "publish-due", "platform-result", "ping"]
-#: A readiness probe's round trip through the command agent; it changes nothing.
-PING = "ping"
 
 CLAIMED_EVENT_TYPES = {"distribution.claimed"}
 
@@ -51,23 +51,209 @@ class ClaimedEvent(Envelope):
         return value
 
 
-class Command(BaseModel):
-    """An order for one item, keyed by the item id on distribution.commands."""
+# ---------------------------------------------------------------------------------------------
+# Command payloads: one model per kind. They check shape and types only; what the rules
+# judge (windows, limits, known platforms) is the domain's, so that a replayed command is
+# refused by the same rule, with the same error, as the first time.
 
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CaptionTextPayload(Payload):
+    text: str = ""
+    hashtags: list[str] = Field(default_factory=list)
+    title: str | None = None
+
+    def to_domain(self) -> CaptionText:
+        return CaptionText(self.text, tuple(self.hashtags), self.title)
+
+
+class CaptionPayload(CaptionTextPayload):
+    variants: dict[Platform, CaptionTextPayload] = Field(default_factory=dict)
+
+    def to_caption(self) -> Caption:
+        return Caption(self.to_domain(), {p: v.to_domain() for p, v in self.variants.items()})
+
+
+def _caption(payload: CaptionPayload | None) -> Caption | None:
+    return payload.to_caption() if payload is not None else None
+
+
+class AddOverlayPayload(Payload):
+    type: str
+    duration_seconds: float
+
+    def to_domain(self) -> c.AddOverlay:
+        return c.AddOverlay(self.type, self.duration_seconds)
+
+
+class SchedulePayload(Payload):
+    platforms: list[str]
+    scheduled_at: str
+    timezone: str | None = None
+    caption: CaptionPayload | None = None
+
+    def to_domain(self) -> c.Schedule:
+        return c.Schedule(self.platforms, self.scheduled_at, self.timezone,
+                          _caption(self.caption))
+
+
+class ReschedulePayload(Payload):
+    scheduled_at: str
+    timezone: str | None = None
+
+    def to_domain(self) -> c.Reschedule:
+        return c.Reschedule(self.scheduled_at, self.timezone)
+
+
+class PublishPayload(Payload):
+    platforms: list[str]
+    caption: CaptionPayload | None = None
+
+    def to_domain(self) -> c.Publish:
+        return c.Publish(self.platforms, _caption(self.caption))
+
+
+class RetryPayload(Payload):
+    def to_domain(self) -> c.Retry:
+        return c.Retry()
+
+
+class DownloadPayload(Payload):
+    def to_domain(self) -> c.RequestDownload:
+        return c.RequestDownload()
+
+
+class PublishDuePayload(Payload):
+    scheduled_at: AwareDatetime
+
+    def to_domain(self) -> c.PublishDue:
+        return c.PublishDue(self.scheduled_at)
+
+
+class PlatformResultPayload(Payload):
+    """What a platform answered to one attempt, as the publisher sends it back."""
+
+    platform: str
+    key_attempt: int = Field(ge=1)
+    outcome: Outcome
+    post_id: str | None = None
+    post_url: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    jitter: float = Field(0.5, ge=0, lt=1)
+    attempt: int = Field(0, ge=0)  # which attempt this answers (counted before the call)
+
+    def to_domain(self) -> c.RecordPlatformResult:
+        return c.RecordPlatformResult(**self.model_dump())
+
+
+class PingPayload(Payload):
+    """A readiness probe's round trip through the command agent; it changes nothing."""
+
+    def to_domain(self) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: an order for one item, keyed by the item id on distribution.commands. The kind
+# says which payload it carries (a union discriminated on `kind`).
+
+
+class CommandBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command_id: str = Id
-    kind: CommandKind
     item_id: str = Id
     actor: str | None = None  # who asks (token subject); None for the service's own commands
     operator: bool = False  # the actor holds the operator scope: any item, any action
     trace_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     issued_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-    payload: dict[str, Any] = Field(default_factory=dict)
+
+    def to_domain(self) -> object:
+        """The domain command this wire command carries."""
+        return self.payload.to_domain()  # type: ignore[attr-defined]
+
+    def actor_of(self) -> Actor | None:
+        return Actor(self.actor, self.operator) if self.actor is not None else None
 
 
-def actor_of(command: Command) -> Actor | None:
-    return Actor(command.actor, command.operator) if command.actor is not None else None
+class AddOverlayCommand(CommandBase):
+    kind: Literal["add-overlay"] = "add-overlay"
+    payload: AddOverlayPayload
+
+
+class ScheduleCommand(CommandBase):
+    kind: Literal["schedule"] = "schedule"
+    payload: SchedulePayload
+
+
+class RescheduleCommand(CommandBase):
+    kind: Literal["reschedule"] = "reschedule"
+    payload: ReschedulePayload
+
+
+class PublishCommand(CommandBase):
+    kind: Literal["publish", "publish-multi"] = "publish"
+    payload: PublishPayload
+
+
+class RetryCommand(CommandBase):
+    kind: Literal["retry"] = "retry"
+    payload: RetryPayload = Field(default_factory=RetryPayload)
+
+
+class DownloadCommand(CommandBase):
+    kind: Literal["download"] = "download"
+    payload: DownloadPayload = Field(default_factory=DownloadPayload)
+
+
+class PublishDueCommand(CommandBase):
+    """Sent by the scheduler; its id derives from the schedule, so a repeat applies once."""
+
+    kind: Literal["publish-due"] = "publish-due"
+    payload: PublishDuePayload
+
+
+class PlatformResultCommand(CommandBase):
+    kind: Literal["platform-result"] = "platform-result"
+    payload: PlatformResultPayload
+
+
+class PingCommand(CommandBase):
+    kind: Literal["ping"] = "ping"
+    payload: PingPayload = Field(default_factory=PingPayload)
+
+
+Command = Annotated[
+    AddOverlayCommand | ScheduleCommand | RescheduleCommand | PublishCommand | RetryCommand
+    | DownloadCommand | PublishDueCommand | PlatformResultCommand | PingCommand,
+    Field(discriminator="kind")]
+_COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
+#: Every kind a command may have.
+COMMAND_KINDS = frozenset(
+    kind for model in get_args(get_args(Command)[0])
+    for kind in get_args(model.model_fields["kind"].annotation))
+
+
+def make_command(kind: str, item_id: str, command_id: str, payload: Any = None,
+                 **fields: Any) -> Command:
+    """A command of `kind` from its parts; ValidationError when the payload does not fit."""
+    return _COMMAND.validate_python({"kind": kind, "item_id": item_id,
+                                     "command_id": command_id, "payload": payload or {},
+                                     **fields})
+
+
+def command_message(command: CommandBase) -> Message:
+    """A command as it travels: keyed by its item id, so one partition orders an item's."""
+    return Message(COMMANDS, command.item_id.encode(), command.model_dump_json().encode())
+
+
+async def send_commands(send: Send, commands: Sequence[CommandBase]) -> None:
+    """Send commands to the command agent; returns once the broker has every one."""
+    await send([command_message(command) for command in commands])
 
 
 def _problems(exc: ValidationError) -> str:
@@ -101,6 +287,6 @@ def parse_command(value: bytes) -> Command:
     """A command off the topic; ValueError says why it can never be processed."""
     data = _load(value)
     try:
-        return Command.model_validate(data)
+        return _COMMAND.validate_python(data)
     except ValidationError as exc:
         raise ValueError(f"invalid command: {_problems(exc)}") from None

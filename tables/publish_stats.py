@@ -13,16 +13,13 @@ import logging
 import time
 from datetime import datetime
 
+from app.channels import outcome_topics, platform_outcomes_topic
 from app.faust_app import app
-from app.topics import encode, outcome_topics
+from app.topics import encode
 
 log = logging.getLogger("distribution.stats")
 
 BUCKET_SECONDS = 60
-
-platform_outcomes_topic = app.topic("distribution-stats-platform-outcomes", partitions=1,
-                                    internal=True, key_serializer="raw",
-                                    value_serializer="raw")
 
 publish_stats = app.Table("publish_stats", default=dict, partitions=1)
 

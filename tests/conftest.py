@@ -1,19 +1,18 @@
-"""Servers started once per test session: PostgreSQL (a fresh database on the server at
-DATABASE_URL, or an embedded one), the Tansu broker on a free port, and, for the
-end-to-end tests, the service itself as a real worker process."""
+"""Servers started once per test session: PostgreSQL (the server at DATABASE_URL, or an
+embedded one) with a template database migrated once, and the Tansu broker on a free port.
+Each test that asks for `database_url` or `pool` gets a database of its own holding what the
+template holds; the end-to-end tests share one for their worker (tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
 import os
-import uuid
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from app.cli import migrate_database
-from app.embedded import Broker, start_postgres
-from app.db.pool import create_pool
+from app.embedded import Broker
+from tests.databases import DatabaseServer, EmbeddedPostgres
 from tests.support import DOWNLOAD_SECRET, JWT_SECRET
 
 # Every command the tests run (workers, `distribution replay`) gets real-length secrets.
@@ -21,71 +20,51 @@ os.environ.setdefault("DISTRIBUTION_JWT_SECRET", JWT_SECRET)
 os.environ.setdefault("DISTRIBUTION_DOWNLOAD_SECRET", DOWNLOAD_SECRET)
 
 
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 @pytest.fixture(scope="session")
-def database_server(tmp_path_factory):
-    """The URL of a PostgreSQL server we may create databases on."""
+async def database_server(tmp_path_factory) -> AsyncIterator[DatabaseServer]:
+    """The PostgreSQL server the session makes its databases on (DATABASE_URL, or an
+    embedded one); they are dropped at the end."""
+    embedded = None
     url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    server, uri = start_postgres(tmp_path_factory.mktemp("postgres"))
-    yield uri
-    server.cleanup()
-
-
-@pytest.fixture(scope="session")
-async def empty_database(database_server):
-    """Makes empty databases (no migrations, no `clips`); drops them at the end."""
-    made: list[str] = []
-
-    async def make(prefix: str = "distribution_test") -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        admin = await asyncpg.connect(database_server)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        made.append(name)
-        return _with_database(database_server, name)
-
-    yield make
-    admin = await asyncpg.connect(database_server)
+    if not url:
+        embedded = await EmbeddedPostgres(tmp_path_factory.mktemp("postgres")).start()
+        url = embedded.uri
+    server = DatabaseServer(url)
     try:
-        for name in made:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield server
     finally:
-        await admin.close()
+        await server.close()
+        if embedded is not None:
+            embedded.cleanup()
 
 
 @pytest.fixture(scope="session")
-async def create_database(empty_database):
-    """Makes fresh migrated databases with M09's `clips` stand-in."""
-
-    async def make(prefix: str = "distribution_test") -> str:
-        url = await empty_database(prefix)
-        await migrate_database(url, stand_in_clips=True)
-        return url
-
-    return make
+def create_database(database_server):
+    """`await create_database(prefix)`: a fresh migrated database, with M09's `clips`
+    stand-in, cloned from the template; its URL. Dropped at the end of the session."""
+    return database_server.clone
 
 
 @pytest.fixture(scope="session")
-async def database_url(create_database) -> str:
-    """The session's database."""
-    return await create_database()
+def empty_database(database_server):
+    """`await empty_database(prefix)`: a database without migrations or `clips`; its URL."""
+    return database_server.empty
 
 
-@pytest.fixture(scope="session")
-async def pool(database_url):
-    p = await create_pool(database_url, 1, 8)
-    yield p
-    await p.close()
+@pytest.fixture
+async def database_url(database_server) -> AsyncIterator[str]:
+    """This test's own migrated database, holding what a fresh clone of the template holds
+    (see `DatabaseServer.lease`); no other test uses it while this one runs."""
+    url = await database_server.lease()
+    yield url
+    await database_server.give_back(url)
+
+
+@pytest.fixture
+async def pool(database_server, database_url) -> asyncpg.Pool:
+    """A pool on this test's own database (8 connections at most). It serves the next test
+    that gets the same database too: close it only if the test must."""
+    return await database_server.pool_on(database_url)
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
-"""Helpers the tests share: polling with a deadline, unique ids, tokens."""
+"""Helpers the tests share: polling with a deadline, tokens, contract schemas. (Test data,
+unique ids included, is in tests/factories.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -13,10 +13,6 @@ T = TypeVar("T")
 JWT_SECRET = "test-secret-of-the-distribution-service-suite"
 DOWNLOAD_SECRET = "test-download-secret-of-the-distribution-suite"
 OPERATOR_SCOPE = "distribution:operate"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 30.0,

@@ -38,5 +38,5 @@ class DownloadLink(ApiView):
         found = await bounded(read_item(app.pool, id), id)
         if found is None:
             raise NotFound(item_id=id)
-        media = await bounded(app.media.media_for(found[0].clip_id), id)
+        media = await bounded(app.media.media_for(found.item.clip_id), id)
         raise web.HTTPFound(media.url)

@@ -1,4 +1,4 @@
-"""Liveness, readiness (database and broker reachable), metrics, stats, the API document."""
+"""Liveness, readiness (database and broker reachable), metrics, the API document."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 
 from faust.web import Request, Response
 
-from app.db.queries import Q
+from app.db.health import ping as ping_database
 from app.faust_app import app
-from tables.publish_stats import publish_stats, snapshot
+from tables.publish_stats import snapshot
 
 from .auth import require_operator
 from .errors import ApiView
@@ -21,8 +21,7 @@ OPENAPI = build_document()
 
 
 async def check_database() -> str:
-    async with app.pool.acquire(timeout=CHECK_TIMEOUT_SECONDS) as conn:
-        await conn.fetchval(Q["ping"], timeout=CHECK_TIMEOUT_SECONDS)
+    await ping_database(app.pool, CHECK_TIMEOUT_SECONDS)
     return "ok"
 
 
@@ -76,19 +75,6 @@ class Metrics(ApiView):
                       "# TYPE distribution_db_pool_idle gauge",
                       f"distribution_db_pool_idle {pool.get_idle_size()}"]
         return self.text("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
-
-
-@app.page("/api/v1/distribution/stats")
-class Stats(ApiView):
-    """Operator only; answered by the worker holding the table (the token travels along)."""
-
-    async def get(self, request: Request) -> Response:
-        require_operator(await authenticate(request))
-        return await self.routed(request)
-
-    @app.table_route(table=publish_stats, exact_key="tiktok")
-    async def routed(self, request: Request) -> Response:
-        return self.json(snapshot())
 
 
 @app.page("/openapi.json")

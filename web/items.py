@@ -21,14 +21,14 @@ from faust.web import Request, Response
 from agents.commands import apply_commands
 from app.db import idempotency
 from app.db.idempotency import KeyScope, StoredAnswer, request_hash
+from app.db.items import StoredItem
 from app.db.read_model import item_json, item_owner, preview_json, read_item
 from app.domain.errors import DomainError, InvalidRequest, NotFound, Timeout, Unavailable
 from app.domain.links import sign
 from app.domain.transitions import may_act_on
 from app.envelope import rfc3339
 from app.faust_app import app
-from app.topics import encode
-from app.wire import PING, Command
+from app.wire import Command, PingCommand, command_message, make_command
 
 from . import schemas
 from .auth import Caller, TokenVerifier
@@ -86,10 +86,10 @@ async def check_access(caller: Caller, item_id: str) -> None:
 
 async def ask(command: Command) -> dict:
     """Send the command to the worker owning the item's partition and await its reply."""
+    message = command_message(command)
     try:
         reply = await asyncio.wait_for(
-            apply_commands.ask(value=encode(command.model_dump(mode="json")),
-                               key=command.item_id.encode()),
+            apply_commands.ask(value=message.value, key=message.key),
             timeout=app.settings.request_timeout_seconds)
     except asyncio.TimeoutError:
         raise Timeout(item_id=command.item_id, command_id=command.command_id) from None
@@ -103,7 +103,7 @@ async def ask(command: Command) -> dict:
 async def ping() -> str:
     """A round trip through the command agent (readiness)."""
     key = f"ping-{uuid.uuid4().hex}"
-    await ask(Command(command_id=key, kind=PING, item_id=key))
+    await ask(PingCommand(command_id=key, item_id=key))
     return "ok"
 
 
@@ -159,9 +159,8 @@ class CommandView(ApiView):
 
     async def run(self, command_id: str, caller: Caller, item_id: str,
                   payload: dict[str, Any]) -> dict:
-        return await ask(Command(command_id=command_id, kind=self.kind, item_id=item_id,
-                                 actor=caller.subject, operator=caller.operator,
-                                 payload=payload))
+        return await ask(make_command(self.kind, item_id, command_id, payload,
+                                      actor=caller.subject, operator=caller.operator))
 
     def answer(self, reply: dict) -> tuple[dict[str, Any], int]:
         return reply["item"], self.status
@@ -234,11 +233,11 @@ class Download(CommandView):
         return {"url": url, "expires_at": expires_at}, 200
 
 
-async def readable_item(request: Request, item_id: str):
+async def readable_item(request: Request, item_id: str) -> StoredItem:
     caller = await authenticate(request)
     item_id = schemas.check_item_id(item_id)
     found = await bounded(read_item(app.pool, item_id), item_id)
-    if found is None or not may_act_on(found[0].influencer_id, caller.actor):
+    if found is None or not may_act_on(found.item.influencer_id, caller.actor):
         raise NotFound(item_id=item_id)
     return found
 
@@ -246,14 +245,13 @@ async def readable_item(request: Request, item_id: str):
 @app.page(ITEM)
 class GetItem(ApiView):
     async def get(self, request: Request, id: str) -> Response:
-        item, row = await readable_item(request, id)
-        return self.json(item_json(item, row))
+        return self.json(item_json(await readable_item(request, id)))
 
 
 @app.page(ITEM + "/preview")
 class Preview(ApiView):
     async def get(self, request: Request, id: str) -> Response:
-        item, _ = await readable_item(request, id)
+        item = (await readable_item(request, id)).item
         media = await bounded(app.media.media_for(item.clip_id), item.id)
         return self.json(preview_json(item, media.url, media.duration_seconds))
 

@@ -8,7 +8,7 @@ window, a DST gap or fold, each platform's caption limits, a local time without 
 is answered later, 422 `rule_violation`.
 
 The answer models mirror what `app/db/read_model.py`, `tables/publish_stats.py` and
-`web/health.py` return; they are not applied at run time, they describe.
+`web/health.py` and `web/stats.py` return; they are not applied at run time, they describe.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     def payload(self) -> dict[str, Any]:
-        """The command payload (what `app.handlers.to_domain` reads)."""
+        """The command payload (what the kind's payload model in `app/wire.py` reads)."""
         return self.model_dump(mode="json", exclude_none=True)
 
 

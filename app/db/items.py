@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +50,31 @@ def platform_status_from_row(row: dict[str, Any]) -> PlatformStatus:
         published_at=_ts(row.get("published_at")), in_round=row.get("in_round", True))
 
 
+@dataclass(frozen=True)
+class StoredItem:
+    """An item as stored: the domain object and the row's own bookkeeping times."""
+
+    item: Item
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item to create in `claimed` from an M09 claim."""
+
+    id: str
+    influencer_id: str
+    clip_id: str
+    campaign_id: str
+    claimed_at: datetime
+    claim_expires_at: datetime
+
+
+def stored_item_from_row(row: asyncpg.Record) -> StoredItem:
+    return StoredItem(item_from_row(row), row["created_at"], row["updated_at"])
+
+
 def item_from_row(row: asyncpg.Record) -> Item:
     overlays = {OverlayType(o["type"]): Overlay(OverlayType(o["type"]), o["duration_seconds"])
                 for o in row["overlays"]}
@@ -69,19 +95,30 @@ class ItemRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def get_row(self, item_id: str) -> asyncpg.Record | None:
-        return await self.conn.fetchrow(Q["item_aggregate"], item_id)
+    async def get(self, item_id: str) -> StoredItem | None:
+        row = await self.conn.fetchrow(Q["item_aggregate"], item_id)
+        return stored_item_from_row(row) if row is not None else None
 
-    async def lock(self, item_id: str) -> Item | None:
+    async def lock(self, item_id: str) -> StoredItem | None:
         """The item, its row locked until the transaction ends."""
         if await self.conn.fetchval(Q["lock_item"], item_id) is None:
             return None
-        return item_from_row(await self.get_row(item_id))
+        return await self.get(item_id)
 
-    async def save(self, old: Item, new: Item) -> None:
+    async def add_claimed(self, items: list[NewItem]) -> set[str]:
+        """Creates the items that do not exist yet; the ids of those it created."""
+        rows = await self.conn.fetch(
+            Q["insert_claims"], [i.id for i in items], [i.influencer_id for i in items],
+            [i.clip_id for i in items], [i.campaign_id for i in items],
+            [i.claimed_at for i in items], [i.claim_expires_at for i in items])
+        return {r["id"] for r in rows}
+
+    async def save(self, stored: StoredItem, new: Item) -> StoredItem:
+        """Writes what changed from the stored item to the new one; the new one as stored."""
+        old = stored.item
         if new is old:
-            return
-        await self.conn.execute(
+            return stored
+        updated_at = await self.conn.fetchval(
             Q["update_item"], new.id, new.status.value, new.scheduled_at, new.timezone,
             [p.value for p in new.platforms], new.retry_count, new.failure_reason, new.version)
         if new.caption is not None and new.caption != old.caption:
@@ -94,6 +131,7 @@ class ItemRepository:
                                         overlay.duration_seconds)
         if new.platform_status != old.platform_status:
             await self._save_platform_rows(old, new)
+        return StoredItem(new, stored.created_at, updated_at)
 
     async def _save_platform_rows(self, old: Item, item: Item) -> None:
         if set(old.platform_status) - set(item.platform_status):

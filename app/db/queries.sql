@@ -22,7 +22,7 @@ INSERT INTO distribution_schema_migrations (version) VALUES ($1)
 SELECT 1
 
 -- name: campaigns_for_clips
--- M09's clip -> campaign projection, read-only. $1 clip ids
+-- M09's clip -> campaign projection, read-only (M09 owns the table). $1 clip ids
 SELECT id::text AS clip_id, campaign_id::text AS campaign_id FROM clips WHERE id::text = ANY($1::text[])
 
 -- name: insert_claims
@@ -65,6 +65,7 @@ SET status = $2, scheduled_at = $3, timezone = $4, platforms = $5, retry_count =
     due_enqueued_at = CASE WHEN scheduled_at IS DISTINCT FROM $3 OR $2 <> 'scheduled'
                            THEN NULL ELSE due_enqueued_at END
 WHERE id = $1
+RETURNING updated_at
 
 -- name: upsert_caption
 -- $1 item id, $2 text, $3 hashtags, $4 title, $5 variants
@@ -124,7 +125,7 @@ INSERT INTO distribution_processed_commands (command_id, item_id, kind, reply)
 VALUES ($1, $2, $3, $4)
 ON CONFLICT (command_id) DO NOTHING
 
--- name: claim_due_items
+-- name: take_due_items
 -- Marks a batch of due scheduled items as enqueued (skipping rows another scheduler
 -- holds) and returns them; an enqueue older than $3 is taken again, in case its
 -- command was lost. The ids come from an array (not a join), so the update finds them
@@ -141,9 +142,9 @@ WHERE id = ANY(ARRAY(
       FOR UPDATE SKIP LOCKED))
 RETURNING id, scheduled_at
 
--- name: claim_platform_attempts
--- Takes a batch of platforms waiting for an attempt (or whose lease ran out), records
--- the attempt before the call, and returns what the call needs.
+-- name: lease_platform_attempts
+-- Leases a batch of platforms waiting for an attempt (or whose lease ran out), recording
+-- the attempt before the call (the lease rule: app/db/queue.py); what the call needs.
 -- $1 now, $2 batch size, $3 lease expiry
 WITH due AS (
     SELECT item_id, platform FROM distribution_platform_status
@@ -151,19 +152,19 @@ WITH due AS (
     ORDER BY next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
-), claimed AS (
+), leased AS (
     UPDATE distribution_platform_status p
     SET status = 'publishing', attempts = p.attempts + 1, next_attempt_at = $3, updated_at = now()
     FROM due WHERE p.item_id = due.item_id AND p.platform = due.platform
     RETURNING p.item_id, p.platform, p.attempts, p.key_attempt
 )
-SELECT claimed.*, i.influencer_id, i.clip_id,
+SELECT leased.*, i.influencer_id, i.clip_id,
     (SELECT to_jsonb(c) FROM distribution_captions c WHERE c.item_id = i.id) AS caption,
     (SELECT coalesce(jsonb_agg(jsonb_build_object('type', o.type,
                                                   'duration_seconds', o.duration_seconds)
                                ORDER BY o.type), '[]'::jsonb)  -- play order: intro, outro
        FROM distribution_overlays o WHERE o.item_id = i.id) AS overlays
-FROM claimed JOIN distribution_items i ON i.id = claimed.item_id
+FROM leased JOIN distribution_items i ON i.id = leased.item_id
 
 -- name: try_relay_lock
 -- One relay at a time keeps each item's events in order (transaction-scoped).

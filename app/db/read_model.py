@@ -11,7 +11,7 @@ from app.domain.model import Item
 from app.domain.rules import rendered_caption
 from app.envelope import rfc3339
 
-from .items import ItemRepository, caption_to_json, item_from_row
+from .items import ItemRepository, StoredItem, caption_to_json
 from .pool import translate_errors
 from .queries import Q
 
@@ -34,7 +34,8 @@ def platform_status_json(item: Item) -> list[dict[str, Any]]:
             for r in item.platform_status.values()]
 
 
-def item_json(item: Item, row: asyncpg.Record) -> dict[str, Any]:
+def item_json(stored: StoredItem) -> dict[str, Any]:
+    item = stored.item
     return {
         "id": item.id, "status": item.status.value, "influencer_id": item.influencer_id,
         "clip_id": item.clip_id, "campaign_id": item.campaign_id,
@@ -47,7 +48,7 @@ def item_json(item: Item, row: asyncpg.Record) -> dict[str, Any]:
         "platform_status": platform_status_json(item),
         "retry_count": item.retry_count, "failure_reason": item.failure_reason,
         "version": item.version,
-        "created_at": _time(row["created_at"]), "updated_at": _time(row["updated_at"]),
+        "created_at": _time(stored.created_at), "updated_at": _time(stored.updated_at),
     }
 
 
@@ -78,10 +79,9 @@ def preview_json(item: Item, media_url: str, clip_seconds: float) -> dict[str, A
     }
 
 
-async def read_item(pool: asyncpg.Pool, item_id: str) -> tuple[Item, asyncpg.Record] | None:
+async def read_item(pool: asyncpg.Pool, item_id: str) -> StoredItem | None:
     async with translate_errors(), pool.acquire() as conn:
-        row = await ItemRepository(conn).get_row(item_id)
-    return (item_from_row(row), row) if row is not None else None
+        return await ItemRepository(conn).get(item_id)
 
 
 async def item_owner(pool: asyncpg.Pool, item_id: str) -> str | None:

@@ -1,17 +1,18 @@
-"""One transaction holding the repositories: commits when the block ends, rolls back on error."""
+"""One transaction holding the repositories. Nothing is kept unless `commit()` is called:
+leaving the block any other way rolls back."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from .clips import ClipRepository
 from .items import ItemRepository
 from .outbox import OutboxRepository
-from .pool import translate_errors
+from .pool import CONNECTION_ERRORS, translate_errors
 from .queries import Q
 
 
@@ -29,17 +30,31 @@ class CommandLog:
         await self.conn.execute(Q["record_processed_command"], command_id, item_id, kind, reply)
 
 
-@dataclass
 class UnitOfWork:
-    conn: asyncpg.Connection
+    def __init__(self, conn: asyncpg.Connection, transaction) -> None:
+        self.conn = conn
+        self.items = ItemRepository(conn)
+        self.outbox = OutboxRepository(conn)
+        self.commands = CommandLog(conn)
+        self.clips = ClipRepository(conn)
+        self._transaction = transaction
+        self.committed = False
 
-    def __post_init__(self) -> None:
-        self.items = ItemRepository(self.conn)
-        self.outbox = OutboxRepository(self.conn)
-        self.commands = CommandLog(self.conn)
+    async def commit(self) -> None:
+        await self._transaction.commit()
+        self.committed = True
 
 
 @contextlib.asynccontextmanager
 async def unit_of_work(pool: asyncpg.Pool) -> AsyncIterator[UnitOfWork]:
-    async with translate_errors(), pool.acquire() as conn, conn.transaction():
-        yield UnitOfWork(conn)
+    async with translate_errors(), pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        uow = UnitOfWork(conn, transaction)
+        try:
+            yield uow
+        finally:
+            if not uow.committed:
+                # a lost connection has rolled back already; its error is the one to report
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    await transaction.rollback()

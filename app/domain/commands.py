@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .model import Caption
+from .model import Caption, Outcome
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class RecordPlatformResult:
 
     platform: str
     key_attempt: int
-    outcome: str  # "published" | "transient" | "rejected"
+    outcome: Outcome
     post_id: str | None = None
     post_url: str | None = None
     error: str | None = None

@@ -29,6 +29,14 @@ class PlatformState(StrEnum):
     FAILED = "failed"
 
 
+class Outcome(StrEnum):
+    """What a platform answered to one attempt."""
+
+    PUBLISHED = "published"   # posted (or already posted with that key)
+    TRANSIENT = "transient"   # 429, 5xx, timeout, reset: try again later with the same key
+    REJECTED = "rejected"     # any other refusal: fails that platform for good
+
+
 class OverlayType(StrEnum):
     INTRO = "intro"
     OUTRO = "outro"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from . import commands as c
 from . import events as e
 from .errors import InvalidStateTransition, NotFound
-from .model import Actor, Item, Platform, PlatformState, PlatformStatus, Status
+from .model import Actor, Item, Outcome, Platform, PlatformState, PlatformStatus, Status
 from .retry import backoff_seconds, gives_up
 from .rules import (Policy, check_caption, check_claim_open, check_overlay, check_platform,
                     check_platforms, check_schedule_window, parse_schedule_time)
@@ -147,23 +147,23 @@ def publish_due(item: Item, command: c.PublishDue, now: datetime, policy: Policy
 def record_platform_result(item: Item, command: c.RecordPlatformResult, now: datetime,
                            policy: Policy) -> Decision:
     platform = check_platform(command.platform)
-    if command.outcome == "published" and not command.post_id:
+    if command.outcome == Outcome.PUBLISHED and not command.post_id:
         # a platform counts as published only with its post id in hand
-        command = replace(command, outcome="transient", error="published without a post id")
+        command = replace(command, outcome=Outcome.TRANSIENT, error="published without a post id")
     row = item.platform_status.get(platform)
     if item.status is not Status.PUBLISHING or row is None or row.resolved:
         return Decision(item)  # a late or repeated answer: the platform is settled already
-    if command.outcome != "published" and command.key_attempt != row.key_attempt:
+    if command.outcome != Outcome.PUBLISHED and command.key_attempt != row.key_attempt:
         return Decision(item)  # an answer to an attempt that was superseded
     row = replace(row, attempts=max(row.attempts, command.attempt))
     retries = item.retry_count
-    if command.outcome == "published":
+    if command.outcome == Outcome.PUBLISHED:
         row = replace(row, status=PlatformState.PUBLISHED, post_id=command.post_id,
                       post_url=command.post_url, published_at=now, error=None,
                       next_attempt_at=None)
         event: e.Event = e.PlatformPublished(platform, row.attempts, command.post_id or "",
                                              command.post_url)
-    elif command.outcome == "transient" and not gives_up(row.attempts, policy):
+    elif command.outcome == Outcome.TRANSIENT and not gives_up(row.attempts, policy):
         delay = backoff_seconds(row.attempts, policy, command.jitter, command.retry_after)
         row = replace(row, status=PlatformState.PENDING, error=command.error,
                       next_attempt_at=now + timedelta(seconds=delay))
@@ -173,7 +173,7 @@ def record_platform_result(item: Item, command: c.RecordPlatformResult, now: dat
     else:
         # A definite refusal advances the key; an unresolved transient keeps it, so that a
         # later retry is recognised by the platform if the post went through after all.
-        key = row.key_attempt + 1 if command.outcome == "rejected" else row.key_attempt
+        key = row.key_attempt + 1 if command.outcome == Outcome.REJECTED else row.key_attempt
         row = replace(row, status=PlatformState.FAILED, error=command.error or "failed",
                       key_attempt=key, next_attempt_at=None)
         event = e.PlatformFailed(platform, row.attempts, row.error)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
+from app.domain.model import Outcome
 
-class Outcome(StrEnum):
-    PUBLISHED = "published"   # 201, or 409 "already posted with that key"
-    TRANSIENT = "transient"   # 429, 5xx, timeout, reset: try again later with the same key
-    REJECTED = "rejected"     # any other 4xx: fails that platform for good
+__all__ = ["Outcome", "PlatformGateway", "PostRequest", "PublishOutcome"]
 
 
 @dataclass(frozen=True)

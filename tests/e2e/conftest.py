@@ -1,14 +1,15 @@
-"""One worker process for the end-to-end tests, against the session's database and broker,
-posting to a fake platform server (a real HTTP server on loopback)."""
+"""One worker process for all the end-to-end tests (starting one takes seconds), on a
+database of its own cloned from the template, the session's broker, and a fake platform
+server (a real HTTP server on loopback)."""
 
 from __future__ import annotations
 
 import aiohttp
 import pytest
 
+from tests.clients import Api, claim_and_wait
 from tests.fakes.platform_server import FakePlatformServer
-from tests.service import Api, ServiceProcess, Topics, claimed_event
-from tests.support import unique
+from tests.stack import open_stack
 
 
 @pytest.fixture(scope="session")
@@ -20,23 +21,30 @@ def fake_platforms():
 
 
 @pytest.fixture(scope="session")
-async def service(database_url, broker, fake_platforms, tmp_path_factory):
-    proc = ServiceProcess(database_url, broker.bootstrap,
-                          tmp_path_factory.mktemp("worker") / "worker.log",
-                          env={"DISTRIBUTION_PLATFORM_GATEWAY_URL": fake_platforms.url,
-                               "DISTRIBUTION_PLATFORM_TIMEOUT_SECONDS": "2"}).start()
-    try:
-        await proc.ready()
-        yield proc
-    finally:
-        proc.stop()
+async def service_stack(database_server, broker, fake_platforms, tmp_path_factory):
+    async with open_stack(tmp_path_factory.mktemp("service"), database_server=database_server,
+                          broker=broker, platforms=fake_platforms) as stack:
+        await stack.started_worker()
+        yield stack
 
 
 @pytest.fixture(scope="session")
-async def topics(broker):
-    t = await Topics(broker.bootstrap).start()
-    yield t
-    await t.stop()
+def service(service_stack):
+    """The session's worker process."""
+    return service_stack.workers[0]
+
+
+@pytest.fixture(scope="session")
+def pool(service_stack):
+    """Here, the service's database: one for the session, since the worker is started
+    once (the tests keep apart by unique ids), not the fresh one per test of the root
+    conftest."""
+    return service_stack.pool
+
+
+@pytest.fixture(scope="session")
+def topics(service_stack):
+    return service_stack.topics
 
 
 @pytest.fixture
@@ -48,8 +56,5 @@ async def api(service):
 @pytest.fixture
 async def claimed_item(api, topics):
     """A new item in `claimed`, once the service shows it: (item id, influencer)."""
-    item_id, influencer = unique("claim"), unique("influencer")
-    event = claimed_event(item_id, unique("clip"), influencer, unique("campaign"))
-    await topics.produce("distribution.claimed", event, key=item_id)
-    await api.wait_for_item(item_id, influencer)
-    return item_id, influencer
+    claimed = await claim_and_wait(topics, api)
+    return claimed.item_id, claimed.influencer

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tests.service import claimed_event
-from tests.support import event_schema_errors, eventually, unique
+from tests.clients import claim_and_wait
+from tests.factories import claimed_event, new_claimed_event, unique
+from tests.support import event_schema_errors, eventually
 
 
 async def items_of(pool, influencer: str) -> list:
@@ -61,7 +62,5 @@ async def test_poison_claims_go_to_the_dlq_with_a_reason_and_the_agent_goes_on(
         "unknown_clip"
     assert "JSON" in found[next(k for k in poison if k.startswith("bad-json"))][0]["error"]
 
-    healthy = claimed_event(unique("claim"), unique("clip"), influencer, unique("campaign"))
-    await topics.produce("distribution.claimed", healthy, key=healthy["data"]["claim_id"])
-    await api.wait_for_item(healthy["data"]["claim_id"], influencer)
-    assert [r["id"] for r in await items_of(pool, influencer)] == [healthy["data"]["claim_id"]]
+    healthy = await claim_and_wait(topics, api, new_claimed_event(influencer))
+    assert [r["id"] for r in await items_of(pool, influencer)] == [healthy.item_id]

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.support import openapi_schema_errors, token, unique
+from tests.factories import unique
+from tests.support import openapi_schema_errors, token
 
 
 def assert_error(code: int, body: dict, status: int, error_code: str) -> dict:

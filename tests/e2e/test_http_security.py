@@ -9,7 +9,8 @@ import json
 import pytest
 
 from app.db.idempotency import request_hash
-from tests.support import eventually, operator_token, token, unique
+from tests.factories import unique
+from tests.support import eventually, operator_token, token
 
 
 async def footprint(pool, item_id: str) -> tuple:

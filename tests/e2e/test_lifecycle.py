@@ -6,29 +6,30 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+from tests.clients import claim_and_wait
+from tests.factories import claimed_event, unique
 from tests.fakes.platform_server import Answer
-from tests.service import claimed_event
-from tests.support import event_schema_errors, eventually, openapi_schema_errors, unique
+from tests.support import event_schema_errors, eventually, openapi_schema_errors
 
 ENVELOPE_FIELDS = {"event_id", "event_type", "event_version", "occurred_at", "source",
                    "partition_key", "trace_id", "data"}
 
 
-async def claim_item(topics, pool, with_campaign: bool = False):
+async def claim_item(topics, api, pool, with_campaign: bool = False):
+    """A claim of a clip M09 knows (in `clips`), once the service shows its item:
+    (item id, clip id, influencer, campaign, the item)."""
     item_id, clip_id, influencer = unique("claim"), unique("clip"), unique("influencer")
     campaign = unique("campaign")
     await pool.execute("INSERT INTO clips (id, campaign_id) VALUES ($1, $2)", clip_id, campaign)
-    await topics.produce("distribution.claimed",
-                         claimed_event(item_id, clip_id, influencer,
-                                       campaign if with_campaign else None), key=item_id)
-    return item_id, clip_id, influencer, campaign
+    _, _, item = await claim_and_wait(topics, api, claimed_event(
+        item_id, clip_id, influencer, campaign if with_campaign else None))
+    return item_id, clip_id, influencer, campaign, item
 
 
 async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_download(
         api, topics, pool, fake_platforms):
-    item_id, clip_id, influencer, campaign = await claim_item(topics, pool)
+    item_id, clip_id, influencer, campaign, item = await claim_item(topics, api, pool)
 
-    item = await api.wait_for_item(item_id, influencer)
     assert item["status"] == "claimed"
     assert item["campaign_id"] == campaign  # resolved from M09's clips
     claimed_at = datetime.fromisoformat(item["claimed_at"])
@@ -130,8 +131,7 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
 
 async def test_a_scheduled_item_is_published_when_its_time_comes_without_any_request(
         api, topics, pool, fake_platforms):
-    item_id, _, influencer, _ = await claim_item(topics, pool, with_campaign=True)
-    await api.wait_for_item(item_id, influencer)
+    item_id, _, influencer, _, _ = await claim_item(topics, api, pool, with_campaign=True)
     when = datetime.now(timezone.utc) + timedelta(seconds=3)
     code, item = await api.post(item_id, "schedule", influencer,
                                 {"platforms": ["tiktok", "snapchat"],

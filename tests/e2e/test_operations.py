@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.service import claimed_event
-from tests.support import eventually, openapi_schema_errors, operator_token, unique
+from tests.clients import claim_and_wait
+from tests.support import eventually, openapi_schema_errors, operator_token
 
 OPENAPI = Path(__file__).resolve().parents[2] / "contracts/api/v1/distribution-service.openapi.json"
 
@@ -31,11 +31,7 @@ async def test_stats_count_platform_outcomes_from_the_outcome_topics_for_an_oper
     code, before = await api.call("GET", f"{api.base}/api/v1/distribution/stats",
                                   headers=operator)
     assert code == 200, before
-    item_id, influencer = unique("claim"), unique("influencer")
-    await topics.produce("distribution.claimed",
-                         claimed_event(item_id, unique("clip"), influencer, unique("c")),
-                         key=item_id)
-    await api.wait_for_item(item_id, influencer)
+    item_id, influencer, _ = await claim_and_wait(topics, api)
     code, _ = await api.post(item_id, "publish-multi", influencer,
                              {"platforms": ["snapchat", "youtube"]})
     assert code == 202

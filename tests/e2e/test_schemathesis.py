@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import operator_token, token, unique
+from tests.factories import unique
+from tests.support import operator_token, token
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -11,10 +11,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app import handlers
 from app.domain.rules import Policy
-from app.wire import ClaimData, Command
-from tests.support import unique
+from app.wire import ClaimData, Command, make_command, parse_command
+from tests.factories import claim, claim_data, unique
 
 POLICY = Policy(min_schedule_lead=timedelta(seconds=0))
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "contracts" / "events" / "v1"
@@ -32,21 +34,10 @@ def required_data_keys(topic: str) -> set[str]:
     return set(schema["properties"]["data"]["required"])
 
 
-async def claimed_item(pool, now: datetime | None = None) -> ClaimData:
-    now = now or utcnow()
-    claim = ClaimData(claim_id=unique("claim"), clip_id=unique("clip"),
-                      influencer_id=unique("inf"), campaign_id=unique("camp"),
-                      claimed_at=now - timedelta(minutes=1))
-    result = await handlers.ingest_claims(pool, [claim])
-    assert result.created == [claim.claim_id]
-    return claim
-
-
 def command(item: ClaimData, kind: str, payload: dict[str, Any] | None = None, *,
             actor: Any = OWNER, command_id: str | None = None) -> Command:
-    return Command(command_id=command_id or unique("cmd"), kind=kind, item_id=item.claim_id,
-                   actor=item.influencer_id if actor is OWNER else actor,
-                   payload=payload or {})
+    return make_command(kind, item.claim_id, command_id or unique("cmd"), payload,
+                        actor=item.influencer_id if actor is OWNER else actor)
 
 
 async def send(pool, item: ClaimData, kind: str, payload: dict[str, Any] | None = None, *,
@@ -116,7 +107,7 @@ def check_envelope(row: dict[str, Any], topic: str, item_id: str, now: datetime,
 
 async def test_an_overlay_is_stored_and_a_second_one_of_the_same_type_replaces_the_first(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     await send_ok(pool, item, "add-overlay", {"type": "outro", "duration_seconds": 3}, now=now)
     await send_ok(pool, item, "add-overlay", {"type": "intro", "duration_seconds": 2.5}, now=now)
     reply = await send_ok(pool, item, "add-overlay", {"type": "intro", "duration_seconds": 1.25},
@@ -134,7 +125,7 @@ async def test_an_overlay_is_stored_and_a_second_one_of_the_same_type_replaces_t
 
 async def test_scheduling_stores_the_utc_instant_the_zone_the_platforms_and_the_caption(pool):
     now = datetime(2030, 1, 10, 9, 0, tzinfo=timezone.utc)
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     caption = {"text": "Winter drop", "hashtags": ["snow", "drop"],
                "variants": {"youtube": {"text": "Winter drop (YT)", "hashtags": [],
                                         "title": "Winter"}}}
@@ -161,7 +152,7 @@ async def test_scheduling_stores_the_utc_instant_the_zone_the_platforms_and_the_
 
 async def test_rescheduling_moves_the_time_and_clears_the_scheduler_mark(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     first = now + timedelta(hours=2)
     await send_ok(pool, item, "schedule", {"platforms": ["snapchat"],
                                            "scheduled_at": first.isoformat()}, now=now)
@@ -186,7 +177,7 @@ async def test_rescheduling_moves_the_time_and_clears_the_scheduler_mark(pool):
 
 async def test_publishing_one_platform_starts_publishing_with_one_pending_platform_row(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     reply = await send_ok(pool, item, "publish", {"platforms": ["tiktok"]}, now=now)
 
     assert reply["status"] == "publishing" and reply["version"] == 2
@@ -204,7 +195,7 @@ async def test_publishing_one_platform_starts_publishing_with_one_pending_platfo
 
 async def test_all_platforms_published_publish_the_item_with_one_outbox_event(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     await send_ok(pool, item, "publish-multi", {"platforms": ["tiktok", "instagram"]}, now=now)
 
     later = now + timedelta(seconds=5)
@@ -243,7 +234,7 @@ async def test_all_platforms_published_publish_the_item_with_one_outbox_event(po
 
 async def fail_one_of_two(pool, now: datetime) -> tuple[ClaimData, Command]:
     """An item published on tiktok and refused for good by youtube."""
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     await send_ok(pool, item, "publish-multi", {"platforms": ["tiktok", "youtube"]}, now=now)
     await send_ok(pool, item, "platform-result", {
         "platform": "tiktok", "key_attempt": 1, "outcome": "published", "post_id": "tt-9",
@@ -279,7 +270,7 @@ async def test_one_platform_failing_fails_the_item_without_hiding_the_others_suc
 
 async def test_a_transient_answer_schedules_another_attempt_and_writes_no_outcome(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     await send_ok(pool, item, "publish", {"platforms": ["instagram"]}, now=now)
     reply = await send_ok(pool, item, "platform-result", {
         "platform": "instagram", "key_attempt": 1, "outcome": "transient", "error": "503",
@@ -331,7 +322,7 @@ async def test_retry_reopens_only_the_failed_platforms(pool):
 async def test_a_download_is_recorded_in_analytics_with_who_asked_and_changes_nothing_else(
         pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     before = await state(pool, item.claim_id)
     reply = await send_ok(pool, item, "download", {}, now=now)
 
@@ -349,7 +340,7 @@ async def test_a_download_is_recorded_in_analytics_with_who_asked_and_changes_no
 
 async def scheduled_item(pool, now: datetime, at: datetime,
                          platforms: list[str]) -> ClaimData:
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     await send_ok(pool, item, "schedule", {"platforms": platforms,
                                            "scheduled_at": at.isoformat()}, now=now)
     return item
@@ -416,7 +407,7 @@ async def test_publish_due_does_nothing_before_the_time_or_for_a_schedule_since_
 
 async def test_the_same_command_twice_takes_effect_once(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     schedule = command(item, "schedule", {"platforms": ["tiktok"],
                                           "scheduled_at": (now + timedelta(hours=1)).isoformat()})
     first = await handlers.handle(pool, schedule, now, POLICY)
@@ -469,7 +460,7 @@ async def test_a_command_for_an_unknown_item_is_refused_as_not_found(pool):
 
 async def test_commands_from_another_influencer_are_answered_as_not_found(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     stranger = unique("inf")
     for kind, payload in [
             ("add-overlay", {"type": "intro", "duration_seconds": 1}),
@@ -486,7 +477,7 @@ async def test_commands_from_another_influencer_are_answered_as_not_found(pool):
 
 async def test_commands_the_status_does_not_allow_are_refused_as_invalid_transitions(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     soon = (now + timedelta(hours=1)).isoformat()
     await refused(pool, item, "reschedule", {"scheduled_at": soon}, "invalid_state_transition",
                   now=now)
@@ -499,37 +490,46 @@ async def test_commands_the_status_does_not_allow_are_refused_as_invalid_transit
                           ("publish", {"platforms": ["youtube"]}), ("retry", {})]:
         await refused(pool, item, kind, payload, "invalid_state_transition", now=now)
 
-    late = await claimed_item(pool, now - timedelta(hours=25))  # claim window closed
+    late = await claim(pool, now - timedelta(hours=25))  # claim window closed
     await refused(pool, late, "schedule", {"platforms": ["tiktok"], "scheduled_at": soon},
                   "invalid_state_transition", now=now)
     await refused(pool, late, "publish", {"platforms": ["tiktok"]}, "invalid_state_transition",
                   now=now)
 
 
-async def test_malformed_payloads_are_refused_as_invalid_requests(pool):
+async def test_payloads_the_domain_cannot_read_are_refused_as_invalid_requests(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     for payload in [{"type": "intro", "duration_seconds": 0},
                     {"type": "outro", "duration_seconds": 3.001},
-                    {"type": "middle", "duration_seconds": 1},
-                    {"type": "intro"}]:
+                    {"type": "middle", "duration_seconds": 1}]:
         await refused(pool, item, "add-overlay", payload, "invalid_request", now=now)
-    for payload in [{"scheduled_at": (now + timedelta(hours=1)).isoformat()},  # no platforms
-                    {"platforms": [], "scheduled_at": (now + timedelta(hours=1)).isoformat()},
+    for payload in [{"platforms": [], "scheduled_at": (now + timedelta(hours=1)).isoformat()},
                     {"platforms": ["tiktok"], "scheduled_at": "next tuesday"},
                     {"platforms": ["tiktok"], "scheduled_at": "2030-06-01T12:00:00",
                      "timezone": "Mars/Olympus_Mons"}]:
         await refused(pool, item, "schedule", payload, "invalid_request", now=now)
     await refused(pool, item, "publish", {"platforms": ["myspace"]}, "unsupported_platform",
                   now=now)
-    await refused(pool, item, "platform-result", {"platform": "tiktok", "outcome": "maybe",
-                                                  "key_attempt": 1},
-                  "invalid_request", now=now, actor=None)
+
+
+@pytest.mark.parametrize("kind, payload", [
+    ("add-overlay", {"type": "intro"}),  # no duration
+    ("add-overlay", {"type": "intro", "duration_seconds": "long"}),
+    ("schedule", {"scheduled_at": "2030-06-01T12:00:00Z"}),  # no platforms
+    ("platform-result", {"platform": "tiktok", "outcome": "maybe", "key_attempt": 1}),
+    ("publish-due", {"scheduled_at": "2030-06-01T12:00:00"}),  # no offset
+    ("retry", {"reason": "unexpected field"}),
+])
+def test_a_payload_that_does_not_fit_its_kind_never_reaches_a_handler(kind, payload):
+    raw = json.dumps({"command_id": "c", "item_id": "i", "kind": kind, "payload": payload})
+    with pytest.raises(ValueError, match="invalid command"):
+        parse_command(raw.encode())
 
 
 async def test_well_formed_payloads_a_rule_refuses_are_refused_as_rule_violations(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     for payload in [{"platforms": ["tiktok"], "scheduled_at": "2030-06-01T12:00:00"},  # no zone
                     {"platforms": ["tiktok"],
                      "scheduled_at": (now - timedelta(minutes=1)).isoformat()},
@@ -552,15 +552,8 @@ async def test_well_formed_payloads_a_rule_refuses_are_refused_as_rule_violation
 # claims
 
 
-def claim(**fields: Any) -> ClaimData:
-    data = {"claim_id": unique("claim"), "clip_id": unique("clip"),
-            "influencer_id": unique("inf"), "campaign_id": unique("camp"),
-            "claimed_at": utcnow(), **fields}
-    return ClaimData(**data)
-
-
 async def test_a_claim_creates_a_claimed_item_with_a_24_hour_window_once(pool):
-    c = claim()
+    c = claim_data()
     first = await handlers.ingest_claims(pool, [c])
     again = await handlers.ingest_claims(pool, [c])
 
@@ -574,9 +567,10 @@ async def test_a_claim_creates_a_claimed_item_with_a_24_hour_window_once(pool):
 
 
 async def test_another_claim_for_the_same_influencer_clip_and_campaign_creates_nothing(pool):
-    c = claim()
+    c = claim_data()
     await handlers.ingest_claims(pool, [c])
-    twin = claim(influencer_id=c.influencer_id, clip_id=c.clip_id, campaign_id=c.campaign_id)
+    twin = claim_data(influencer_id=c.influencer_id, clip_id=c.clip_id,
+                      campaign_id=c.campaign_id)
     result = await handlers.ingest_claims(pool, [twin])
 
     assert result.created == [] and result.duplicates == [twin.claim_id]
@@ -593,9 +587,9 @@ async def test_a_claim_without_campaign_is_resolved_from_clips_and_an_unknown_cl
     async with pool.acquire() as conn:
         await conn.execute("INSERT INTO clips (id, campaign_id) VALUES ($1, $2)",
                            known_clip, campaign)
-    resolved = claim(clip_id=known_clip, campaign_id=None)
-    unknown = claim(campaign_id=None)
-    given = claim()
+    resolved = claim_data(clip_id=known_clip, campaign_id=None)
+    unknown = claim_data(campaign_id=None)
+    given = claim_data()
     result = await handlers.ingest_claims(pool, [resolved, unknown, given])
 
     assert sorted(result.created) == sorted([resolved.claim_id, given.claim_id])
@@ -614,7 +608,7 @@ async def test_a_claim_without_campaign_is_resolved_from_clips_and_an_unknown_cl
 
 async def test_twenty_concurrent_schedules_of_one_item_let_exactly_one_win(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     cmds = [command(item, "schedule", {
         "platforms": ["tiktok"], "scheduled_at": (now + timedelta(minutes=10 + i)).isoformat()})
         for i in range(20)]
@@ -632,7 +626,7 @@ async def test_twenty_concurrent_schedules_of_one_item_let_exactly_one_win(pool)
 async def test_twenty_concurrent_schedules_and_publishes_change_the_item_once_per_transition(
         pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     cmds = []
     for i in range(10):
         cmds.append(command(item, "schedule", {
@@ -660,7 +654,7 @@ async def test_twenty_concurrent_schedules_and_publishes_change_the_item_once_pe
 
 async def test_one_command_delivered_five_times_at_once_takes_effect_once(pool):
     now = utcnow()
-    item = await claimed_item(pool, now)
+    item = await claim(pool, now)
     cmd = command(item, "add-overlay", {"type": "intro", "duration_seconds": 2})
     replies = [a.reply for a in await asyncio.gather(
         *(handlers.handle(pool, cmd, now, POLICY) for _ in range(5)))]

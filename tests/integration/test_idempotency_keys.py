@@ -11,7 +11,7 @@ import pytest
 from app.db import idempotency
 from app.db.idempotency import KeyScope, Run, StoredAnswer
 from app.domain.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch
-from tests.support import unique
+from tests.factories import unique
 
 DAY, LEASE = timedelta(hours=24), timedelta(seconds=15)
 

@@ -23,7 +23,7 @@ from app.cli import migrate_database
 from app.db.pool import connect, create_pool
 from app.embedded import free_port
 from tests.integration.test_secured_broker import KEY_PASSWORD, make_pki
-from tests.service import ServiceProcess
+from tests.stack import worker_process
 from tests.support import eventually
 
 CLIENT_ROLE = "distribution-service"  # the client certificate's common name
@@ -155,7 +155,7 @@ async def test_a_worker_on_a_tls_database_url_uses_tls_for_every_connection(
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = tls_postgres.url(database=name, **tls_postgres.verify_full())
         await migrate_database(url, stand_in_clips=True)
-        proc = ServiceProcess(url, broker.bootstrap, tmp_path / "worker.log").start()
+        proc = worker_process(url, broker.bootstrap, tmp_path / "worker.log").start()
         try:
             await proc.ready()
 

@@ -32,11 +32,13 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from app.broker_security import faust_credentials, kafka_client_kwargs
 from tests.fakes.secure_broker import BrokerTls, SecuredBroker
-from app.faust_app import TOPICS
+from app.topics import SERVICE_TOPICS as TOPICS
 from app.replay import read_topics
 from app.settings import Settings
-from tests.service import ROOT, Api, ServiceProcess, claimed_event
-from tests.support import DOWNLOAD_SECRET, JWT_SECRET, eventually, unique
+from tests.clients import Api
+from tests.factories import claimed_event, unique
+from tests.stack import ROOT, worker_process
+from tests.support import DOWNLOAD_SECRET, JWT_SECRET, eventually
 
 WORKER, WORKER_PASSWORD = "distribution", "worker-secret-1"
 M09, M09_PASSWORD = "m09", "m09-secret-2"
@@ -244,9 +246,9 @@ async def test_a_worker_with_scram_authenticates_every_client_and_creates_topics
                          kafka_sasl_password=WORKER_PASSWORD)
     proc = None
     try:
-        proc = ServiceProcess(await create_database(), broker.bootstrap,
-                              tmp_path / "worker.log", env={**worker_sasl, **env_of(
-                                  topic_replication_factor="3", topic_retention_hours="2")}
+        proc = worker_process(await create_database(), broker.bootstrap,
+                              tmp_path / "worker.log", **worker_sasl, **env_of(
+                                  topic_replication_factor="3", topic_retention_hours="2")
                               ).start()
         await proc.ready()
         # M09, a neighbour, with the other SCRAM mechanism and user
@@ -316,8 +318,8 @@ async def test_a_wrong_password_keeps_the_worker_from_starting_and_says_why(
                            users={WORKER: WORKER_PASSWORD}).start()
     proc = None
     try:
-        proc = ServiceProcess(await create_database(), broker.bootstrap,
-                              tmp_path / "worker.log", env=env_of(
+        proc = worker_process(await create_database(), broker.bootstrap,
+                              tmp_path / "worker.log", **env_of(
                                   kafka_security_protocol="SASL_PLAINTEXT",
                                   kafka_sasl_mechanism="SCRAM-SHA-256",
                                   kafka_sasl_username=WORKER,
@@ -340,8 +342,8 @@ async def test_a_wrong_password_keeps_the_worker_from_starting_and_says_why(
 
 async def test_a_worker_with_sasl_and_no_password_exits_naming_the_variable(
         create_database, tmp_path):
-    proc = ServiceProcess(await create_database(), "127.0.0.1:9",  # never reached
-                          tmp_path / "worker.log", env=env_of(
+    proc = worker_process(await create_database(), "127.0.0.1:9",  # never reached
+                          tmp_path / "worker.log", **env_of(
                               kafka_security_protocol="SASL_SSL",
                               kafka_sasl_username=WORKER)).start()
     try:
@@ -368,9 +370,9 @@ async def test_a_worker_on_sasl_ssl_with_a_client_certificate(create_database, t
                 kafka_sasl_password=WORKER_PASSWORD)
     proc = None
     try:
-        proc = ServiceProcess(await create_database(), broker.bootstrap,
+        proc = worker_process(await create_database(), broker.bootstrap,
                               tmp_path / "worker.log",
-                              env=env_of(kafka_security_protocol="SASL_SSL", **tls, **sasl)
+                              **env_of(kafka_security_protocol="SASL_SSL", **tls, **sasl)
                               ).start()
         # TLS alone: a client that trusts the CA and shows its certificate gets in as far
         # as SASL (and no further without it); others are stopped at TLS.

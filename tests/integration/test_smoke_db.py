@@ -1,19 +1,17 @@
 from datetime import datetime, timezone
 
 from app import handlers
-from app.wire import ClaimData, Command
 from app.domain.rules import Policy
-from tests.support import unique
+from app.wire import make_command
+from tests.factories import claim_data, unique
 
 
 async def test_a_claim_becomes_an_item_that_accepts_an_overlay(pool):
-    claim = ClaimData(claim_id=unique("claim"), clip_id=unique("clip"),
-                      influencer_id=unique("inf"), campaign_id=unique("camp"),
-                      claimed_at=datetime.now(timezone.utc))
+    claim = claim_data()
     result = await handlers.ingest_claims(pool, [claim, claim])
     assert result.created == [claim.claim_id] or result.created == [claim.claim_id] * 2
-    cmd = Command(command_id=unique("cmd"), kind="add-overlay", item_id=claim.claim_id,
-                  actor=claim.influencer_id, payload={"type": "intro", "duration_seconds": 2.5})
+    cmd = make_command("add-overlay", claim.claim_id, unique("cmd"),
+                       {"type": "intro", "duration_seconds": 2.5}, actor=claim.influencer_id)
     applied = await handlers.handle(pool, cmd, datetime.now(timezone.utc), Policy())
     assert applied.reply["ok"], applied.reply
     assert applied.reply["item"]["overlays"] == [{"type": "intro", "duration_seconds": 2.5}]

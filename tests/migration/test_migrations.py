@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,19 +15,11 @@ import pytest
 from app.db.migrate import MIGRATIONS_DIR, migrate
 from app.db.queries import Q
 from app.settings import Settings
+from tests.factories import make_item
 
 MIGRATIONS = ["20260225_0005_m31_distribution_service",
               "20260225_0011_m31_distribution_reliability",
               "20261129_0012_m31_http_hardening"]
-
-
-@pytest.fixture(scope="module")
-async def migrated(empty_database):
-    """One connection to a database migrated once, for the constraint and plan tests."""
-    conn = await asyncpg.connect(await empty_database())
-    assert await migrate(conn) == MIGRATIONS
-    yield conn
-    await conn.close()
 
 
 async def table_exists(conn, name: str) -> bool:
@@ -100,84 +91,72 @@ def test_no_migration_file_creates_or_alters_clips():
 # constraints
 
 
-async def new_item(conn, **fields) -> str:
-    row = {"id": f"item-{uuid.uuid4().hex[:12]}", "influencer_id": uuid.uuid4().hex,
-           "clip_id": "clip", "campaign_id": "camp", "status": "claimed",
-           "claimed_at": datetime.now(timezone.utc),
-           "claim_expires_at": datetime.now(timezone.utc) + timedelta(days=1), **fields}
-    cols = ", ".join(row)
-    marks = ", ".join(f"${i}" for i in range(1, len(row) + 1))
-    await conn.execute(f"INSERT INTO distribution_items ({cols}) VALUES ({marks})",
-                       *row.values())
-    return row["id"]
-
-
-async def test_an_item_status_outside_the_state_machine_is_rejected(migrated):
+async def test_an_item_status_outside_the_state_machine_is_rejected(pool):
     with pytest.raises(asyncpg.CheckViolationError, match="distribution_items_status_check"):
-        await new_item(migrated, status="archived")
+        await make_item(pool, status="archived")
     for status in ("claimed", "publishing", "published", "failed"):
-        await new_item(migrated, status=status)
+        await make_item(pool, status=status)
     with pytest.raises(asyncpg.CheckViolationError, match="distribution_items_schedule_check"):
-        await new_item(migrated, status="scheduled")  # without a time and zone
-    await new_item(migrated, status="scheduled", scheduled_at=datetime.now(timezone.utc),
+        await make_item(pool, status="scheduled")  # without a time and zone
+    await make_item(pool, status="scheduled", scheduled_at=datetime.now(timezone.utc),
                    timezone="UTC")
     with pytest.raises(asyncpg.CheckViolationError, match="distribution_items_platforms_check"):
-        await new_item(migrated, platforms=["tiktok", "myspace"])
+        await make_item(pool, platforms=["tiktok", "myspace"])
 
 
-async def test_a_second_item_for_the_same_influencer_clip_and_campaign_is_rejected(migrated):
-    await new_item(migrated, influencer_id="inf-dup", clip_id="clip-dup", campaign_id="camp-dup")
+async def test_a_second_item_for_the_same_influencer_clip_and_campaign_is_rejected(pool):
+    await make_item(pool, influencer_id="inf-dup", clip_id="clip-dup", campaign_id="camp-dup")
     with pytest.raises(asyncpg.UniqueViolationError, match="distribution_items_claim_key"):
-        await new_item(migrated, influencer_id="inf-dup", clip_id="clip-dup",
+        await make_item(pool, influencer_id="inf-dup", clip_id="clip-dup",
                        campaign_id="camp-dup")
-    await new_item(migrated, influencer_id="inf-dup", clip_id="clip-dup", campaign_id="camp-2")
+    await make_item(pool, influencer_id="inf-dup", clip_id="clip-dup", campaign_id="camp-2")
 
 
-async def test_overlays_must_be_an_intro_or_outro_of_more_than_0_and_at_most_3_seconds(migrated):
-    item = await new_item(migrated)
+async def test_overlays_must_be_an_intro_or_outro_of_more_than_0_and_at_most_3_seconds(pool):
+    item = await make_item(pool)
     insert = "INSERT INTO distribution_overlays (item_id, type, duration_seconds) VALUES ($1, $2, $3)"
     with pytest.raises(asyncpg.CheckViolationError, match="distribution_overlays_type_check"):
-        await migrated.execute(insert, item, "bumper", 1.0)
+        await pool.execute(insert, item, "bumper", 1.0)
     for bad in (0.0, -1.0, 3.001):
         with pytest.raises(asyncpg.CheckViolationError,
                            match="distribution_overlays_duration_check"):
-            await migrated.execute(insert, item, "intro", bad)
-    await migrated.execute(insert, item, "intro", 3.0)
-    await migrated.execute(insert, item, "outro", 0.001)
+            await pool.execute(insert, item, "intro", bad)
+    await pool.execute(insert, item, "intro", 3.0)
+    await pool.execute(insert, item, "outro", 0.001)
     with pytest.raises(asyncpg.UniqueViolationError):
-        await migrated.execute(insert, item, "intro", 1.0)  # one of each per item
-    assert await migrated.fetchval(
+        await pool.execute(insert, item, "intro", 1.0)  # one of each per item
+    assert await pool.fetchval(
         "SELECT count(*) FROM distribution_overlays WHERE item_id = $1", item) == 2
 
 
-async def test_platform_rows_need_a_known_platform_and_a_post_id_once_published(migrated):
-    item = await new_item(migrated, status="publishing")
+async def test_platform_rows_need_a_known_platform_and_a_post_id_once_published(pool):
+    item = await make_item(pool, status="publishing")
     insert = ("INSERT INTO distribution_platform_status (item_id, platform, status, post_id)"
               " VALUES ($1, $2, $3, $4)")
     with pytest.raises(asyncpg.CheckViolationError,
                        match="distribution_platform_status_platform_check"):
-        await migrated.execute(insert, item, "myspace", "pending", None)
+        await pool.execute(insert, item, "myspace", "pending", None)
     with pytest.raises(asyncpg.CheckViolationError,
                        match="distribution_platform_status_status_check"):
-        await migrated.execute(insert, item, "tiktok", "lost", None)
+        await pool.execute(insert, item, "tiktok", "lost", None)
     with pytest.raises(asyncpg.CheckViolationError,
                        match="distribution_platform_status_post_check"):
-        await migrated.execute(insert, item, "tiktok", "published", None)
-    await migrated.execute(insert, item, "tiktok", "published", "post-1")
-    await migrated.execute(insert, item, "youtube", "pending", None)
+        await pool.execute(insert, item, "tiktok", "published", None)
+    await pool.execute(insert, item, "tiktok", "published", "post-1")
+    await pool.execute(insert, item, "youtube", "pending", None)
     with pytest.raises(asyncpg.CheckViolationError,
                        match="distribution_platform_status_post_check"):
-        await migrated.execute("UPDATE distribution_platform_status SET status = 'published'"
+        await pool.execute("UPDATE distribution_platform_status SET status = 'published'"
                                " WHERE item_id = $1 AND platform = 'youtube'", item)
     analytics = ("INSERT INTO publishing_analytics (item_id, platform, event_type)"
                  " VALUES ($1, $2, $3)")
     with pytest.raises(asyncpg.CheckViolationError,
                        match="publishing_analytics_platform_check"):
-        await migrated.execute(analytics, item, "myspace", "published")
+        await pool.execute(analytics, item, "myspace", "published")
     with pytest.raises(asyncpg.CheckViolationError,
                        match="publishing_analytics_event_type_check"):
-        await migrated.execute(analytics, item, "tiktok", "liked")
-    await migrated.execute(analytics, item, None, "download")
+        await pool.execute(analytics, item, "tiktok", "liked")
+    await pool.execute(analytics, item, None, "download")
 
 
 # ------------------------------------------------------------------------------------------
@@ -250,7 +229,7 @@ async def test_the_due_item_claim_uses_the_due_index_not_a_table_scan(populated)
                                     " WHERE status = 'scheduled' AND scheduled_at <= now()") == 5
     now = datetime.now(timezone.utc)
     batch = Settings.model_fields["scheduler_batch_size"].default  # what the scheduler asks
-    nodes = await explain(populated, Q["claim_due_items"], now, batch,
+    nodes = await explain(populated, Q["take_due_items"], now, batch,
                           now - timedelta(minutes=5))
 
     assert uses_index(nodes, "distribution_items_due_idx"), nodes

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import isolated_stack
+from tests.stack import open_stack
 
 FIGURES = Path(__file__).resolve().parents[2] / ".reliability" / "figures.jsonl"
 
 
 @pytest.fixture
-async def stack(create_database, tmp_path):
-    async with isolated_stack(create_database, tmp_path) as s:
+async def stack(database_server, tmp_path):
+    """A stack of the test's own: its broker, fake platforms and database (a clone on the
+    shared server), since these tests break things."""
+    async with open_stack(tmp_path, database_server=database_server) as s:
         yield s
 
 

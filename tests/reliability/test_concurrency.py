@@ -6,13 +6,14 @@ import asyncio
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+from tests.clients import claim_and_wait
 
 
 async def test_fifty_concurrent_conflicting_requests_change_the_item_once_per_transition(
         stack, record_figures):
     worker = await stack.started_worker()
     api = stack.api(worker)
-    item_id, influencer, start = await stack.claim(api)
+    item_id, influencer, start = await claim_and_wait(stack.topics, api)
     when = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
     requests = [("schedule", {"platforms": ["tiktok"], "scheduled_at": when})] * 25 + \
                [("publish", {"platform": "youtube"})] * 25

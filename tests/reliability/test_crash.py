@@ -17,8 +17,8 @@ import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 
-from tests.service import claimed_event
-from tests.support import eventually, unique
+from tests.factories import claimed_event, unique
+from tests.support import eventually
 
 CLAIMS = 2_500
 REDELIVERED = 250  # claims whose event is delivered a second time, unchanged

@@ -18,10 +18,11 @@ import aiohttp
 import asyncpg
 import pytest
 
+from tests.clients import claim_all_and_wait
+from tests.factories import new_claimed_event, unique
 from tests.fakes.platform_server import Answer
-from tests.reliability.embedded_db import stack_with_own_database
-from tests.service import claimed_event
-from tests.support import eventually, token, unique
+from tests.stack import open_stack
+from tests.support import eventually, token
 
 #: How long each backing service is kept away: the fault itself, not a wait for anything.
 DB_OUTAGE_SECONDS = 5.0
@@ -142,14 +143,9 @@ class LoadClient:
 
 
 async def claim_items(stack, api, influencer: str, count: int) -> list[str]:
-    items = [unique("claim") for _ in range(count)]
-    for item_id in items:
-        await stack.topics.produce("distribution.claimed",
-                                   claimed_event(item_id, unique("clip"), influencer,
-                                                 unique("campaign")), key=item_id)
-    for item_id in items:
-        await api.wait_for_item(item_id, influencer, timeout=60)
-    return items
+    claimed = await claim_all_and_wait(
+        stack.topics, [api], [new_claimed_event(influencer) for _ in range(count)], timeout=60)
+    return [c.item_id for c in claimed]
 
 
 async def readiness(session: aiohttp.ClientSession, base: str) -> tuple[int, dict]:
@@ -242,7 +238,8 @@ async def test_a_database_outage_answers_503_recovers_by_itself_and_loses_no_ack
     process SIGSTOPped: connections hang, so commands time out (504, with a shorter reply
     wait than the default) and reads wait; every answer must still come within the bound."""
     began = time.monotonic()
-    async with stack_with_own_database(tmp_path) as (stack, postgres):
+    async with open_stack(tmp_path, own_postgres=True) as stack:
+        postgres = stack.postgres
         env = {"DISTRIBUTION_REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT_SECONDS)} \
             if fault == "paused" else {}
         worker = await stack.started_worker(**env)

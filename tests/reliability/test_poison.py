@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.service import claimed_event
-from tests.support import eventually, token, unique
+from tests.clients import claim_and_wait
+from tests.factories import claimed_event, unique
+from tests.support import eventually, token
 
 MAX_DLQ_VALUE = 64 * 1024  # the DLQ keeps the first 64 KiB of a value (and its size)
 MB = 1024 * 1024  # a mebibyte: more than a consumer fetches from a partition by default
@@ -193,7 +194,7 @@ async def test_poison_commands_go_to_the_dlq_and_the_item_still_answers_commands
     started = time.monotonic()
     worker = await stack.started_worker()
     api = stack.api(worker)
-    item_id, influencer, item = await stack.claim(api)
+    item_id, influencer, item = await claim_and_wait(stack.topics, api)
 
     def command(**fields) -> bytes:
         body = {"command_id": f"poison:{uuid.uuid4()}", "kind": "add-overlay",
@@ -267,7 +268,7 @@ async def test_poison_http_requests_get_a_4xx_and_valid_requests_still_get_answe
     started = time.monotonic()
     worker = await stack.started_worker()
     api = stack.api(worker)
-    item_id, influencer, item = await stack.claim(api)
+    item_id, influencer, item = await claim_and_wait(stack.topics, api)
     headers = {"Authorization": f"Bearer {token(influencer)}",
                "Content-Type": "application/json"}
 

@@ -17,8 +17,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from app.embedded import Broker
 from tests.dump import dump
 from tests.fakes.platform_server import Answer
-from tests.service import ROOT, claimed_event
-from tests.support import unique
+from tests.clients import claim_all_and_wait
+from tests.factories import claimed_event, unique
+from tests.stack import ROOT
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "replay"
 
@@ -122,12 +123,8 @@ async def test_a_replay_into_a_fresh_database_rebuilds_what_the_live_service_bui
     api = stack.api(worker)
     influencer, prefix = unique("influencer"), unique("live")
     ids = [f"{prefix}-{n}" for n in range(4)]
-    for item_id in ids:
-        await stack.topics.produce("distribution.claimed",
-                                   claimed_event(item_id, unique("clip"), influencer, "c"),
-                                   key=item_id)
-    for item_id in ids:
-        await api.wait_for_item(item_id, influencer)
+    await claim_all_and_wait(stack.topics, [api], [
+        claimed_event(item_id, unique("clip"), influencer, "c") for item_id in ids])
     stack.platforms.script("instagram", Answer.status(400, message="no"))
     for item_id in ids:
         assert (await api.post(item_id, "overlays", influencer,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from tests.service import claimed_event
-from tests.support import eventually, unique
+from tests.factories import claimed_event, unique
+from tests.support import eventually
 
 CLAIMS = 1500
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from tests.clients import claim_and_wait
 from tests.support import eventually
 
 
@@ -29,7 +30,7 @@ async def test_a_worker_polled_for_readiness_from_its_start_becomes_ready(stack,
     await eventually(ready, timeout=60, interval=0.005, what="worker ready")
     assert 503 in statuses  # it was asked before it could answer, which is the point
     api = stack.api(worker)
-    item_id, influencer, _ = await stack.claim(api)
+    item_id, influencer, _ = await claim_and_wait(stack.topics, api)
     code, body = await api.post(item_id, "overlays", influencer,
                                 {"type": "intro", "duration_seconds": 1})
     assert code == 200, body

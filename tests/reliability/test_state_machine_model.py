@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from tests.clients import claim_and_wait
+from tests.factories import claimed_event, unique
 from tests.fakes.platform_server import Answer
-from tests.service import claimed_event
-from tests.support import eventually, unique
+from tests.support import eventually
 
 PLATFORMS = ["tiktok", "instagram", "youtube", "snapchat"]
 FLAKY = "snapchat"  # refuses the first post of each round the model asks it to
@@ -35,9 +36,8 @@ def make_machine(stack, api, loop):
         @initialize()
         def claim(self):
             self.item, self.influencer = unique("model"), unique("influencer")
-            event = claimed_event(self.item, unique("clip"), self.influencer, "campaign")
-            run(stack.topics.produce("distribution.claimed", event, key=self.item))
-            item = run(api.wait_for_item(self.item, self.influencer))
+            _, _, item = run(claim_and_wait(stack.topics, api, claimed_event(
+                self.item, unique("clip"), self.influencer, "campaign")))
             self.status, self.version = "claimed", item["version"]
             self.platforms: list[str] = []
             self.outcomes = 0  # outbox events the model expects

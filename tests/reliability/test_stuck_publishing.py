@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
+from tests.clients import claim_and_wait
 from tests.fakes.platform_server import Answer
-from tests.service import claimed_event
-from tests.support import eventually, unique
+from tests.support import eventually
 
 LEASE_SECONDS = 3
 HANG_SECONDS = 20          # the call that posted, then never answered
@@ -24,11 +24,7 @@ async def test_an_item_stuck_in_publishing_is_finished_after_the_lease_without_p
            "DISTRIBUTION_PLATFORM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS)}
     first = await stack.started_worker(**env)
     api = stack.api(first)
-    item_id, influencer = unique("claim"), unique("influencer")
-    await stack.topics.produce("distribution.claimed",
-                               claimed_event(item_id, unique("clip"), influencer,
-                                             unique("campaign")), key=item_id)
-    await api.wait_for_item(item_id, influencer)
+    item_id, influencer, _ = await claim_and_wait(stack.topics, api)
 
     stack.platforms.script(STUCK, Answer.hang(HANG_SECONDS, posts=True))
     code, body = await api.post(item_id, "publish-multi", influencer,

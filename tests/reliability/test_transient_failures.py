@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from tests.clients import claim_and_wait
 from tests.fakes.platform_server import Answer, Call
 from tests.support import eventually
 
@@ -97,7 +98,7 @@ async def test_transient_failures_are_retried_with_backoff_and_one_key_until_pub
     started = time.monotonic()
     worker = await stack.started_worker(**ENV)
     api = stack.api(worker)
-    item_id, influencer, _ = await stack.claim(api)
+    item_id, influencer, _ = await claim_and_wait(stack.topics, api)
 
     p = stack.platforms
     p.script("tiktok", Answer.status(500), Answer.status(503, message="overloaded"),
@@ -172,7 +173,7 @@ async def test_exhausted_attempts_fail_with_the_last_error_and_other_4xx_fail_at
     started = time.monotonic()
     worker = await stack.started_worker(**ENV)
     api = stack.api(worker)
-    item_id, influencer, _ = await stack.claim(api)
+    item_id, influencer, _ = await claim_and_wait(stack.topics, api)
 
     p = stack.platforms
     p.script("tiktok", Answer.status(500), Answer.status(429, retry_after=1),

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from app.domain import commands as c
-from app.domain.model import Actor, Item, Platform, PlatformState, Status
+from app.domain.model import Actor, Item, Outcome, Platform, PlatformState, Status
 from app.domain.rules import Policy, claim_expires_at
 from app.domain.transitions import Decision, decide
 
@@ -60,7 +60,8 @@ def result(platform: str, outcome: str, key: int = 1, **fields) -> c.RecordPlatf
     if outcome == "published":
         fields.setdefault("post_id", f"{platform}-post-{key}")
         fields.setdefault("post_url", f"https://{platform}.example/p/{platform}-post-{key}")
-    return c.RecordPlatformResult(platform=platform, key_attempt=key, outcome=outcome, **fields)
+    return c.RecordPlatformResult(platform=platform, key_attempt=key, outcome=Outcome(outcome),
+                                  **fields)
 
 
 def answer(item: Item, platform: str, outcome: str, now: datetime = NOW, **fields) -> Decision:

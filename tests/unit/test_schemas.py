@@ -19,8 +19,7 @@ from schemathesis import GenerationMode
 from app.db.items import caption_from_json
 from app.domain.errors import DomainError, InvalidRequest, RuleViolation, UnsupportedPlatform
 from app.domain.rules import check_overlay, check_platforms, parse_schedule_time, parse_zone
-from app.handlers import to_domain
-from app.wire import Command
+from app.wire import make_command
 from web import schemas
 from web.openapi import COMPONENT_NAMES, build_document
 from web.schemas import (EmptyBody, OverlayBody, PublishBody, PublishMultiBody, RescheduleBody,
@@ -59,8 +58,7 @@ def test_a_duration_that_is_not_a_json_number_is_refused(duration):
 def test_an_integer_is_a_number_and_the_payload_is_what_the_handler_reads():
     payload = accepted({"type": "outro", "duration_seconds": 3}, OverlayBody)
     assert payload == {"type": "outro", "duration_seconds": 3.0}
-    command = to_domain(Command(command_id="c1", kind="add-overlay", item_id="i1",
-                                payload=payload))
+    command = make_command("add-overlay", "i1", "c1", payload).to_domain()
     assert (command.type, command.duration_seconds) == ("outro", 3.0)
 
 
@@ -166,7 +164,7 @@ def test_publish_turns_its_platform_into_the_platforms_the_handler_reads():
                        PublishBody)
     assert payload == {"platforms": ["youtube"],
                        "caption": {"text": "t", "hashtags": [], "title": "T", "variants": {}}}
-    command = to_domain(Command(command_id="c", kind="publish", item_id="i", payload=payload))
+    command = make_command("publish", "i", "c", payload).to_domain()
     assert [p.value for p in check_platforms(command.platforms)] == ["youtube"]
 
 
@@ -291,7 +289,7 @@ def test_a_schedule_payload_is_what_the_handler_reads():
     payload = accepted(body, ScheduleBody)
     assert payload == {**body, "caption": {"text": "t", "hashtags": ["#a"], "variants": {
         "instagram": {"text": "i", "hashtags": []}}}}
-    command = to_domain(Command(command_id="c", kind="schedule", item_id="i", payload=payload))
+    command = make_command("schedule", "i", "c", payload).to_domain()
     assert command.timezone == "Europe/Paris"
     assert caption_from_json(payload["caption"]).variants
 
@@ -356,7 +354,7 @@ def test_every_request_example_of_the_document_passes_its_model(where, name, exa
     kind = {"OverlayRequest": "add-overlay", "ScheduleRequest": "schedule",
             "RescheduleRequest": "reschedule", "PublishRequest": "publish",
             "PublishMultiRequest": "publish-multi", "EmptyRequest": "retry"}[name]
-    to_domain(Command(command_id="c", kind=kind, item_id="i", payload=payload))
+    make_command(kind, "i", "c", payload).to_domain()
 
 
 def test_every_post_has_request_examples_and_they_cover_each_body():
@@ -447,7 +445,7 @@ def test_a_body_the_document_calls_valid_is_accepted_and_any_other_is_a_400(path
 @given(API[f"{ITEM}/schedule"]["POST"].as_strategy(generation_mode=GenerationMode.POSITIVE))
 def test_a_valid_schedule_body_is_never_refused_as_malformed_by_the_domain(case):
     payload = parse(json.dumps(case.body).encode(), ScheduleBody).payload()
-    command = to_domain(Command(command_id="c", kind="schedule", item_id="i", payload=payload))
+    command = make_command("schedule", "i", "c", payload).to_domain()
     check_platforms(command.platforms)
     caption_from_json(payload.get("caption"))
     try:
@@ -461,8 +459,7 @@ def test_a_valid_schedule_body_is_never_refused_as_malformed_by_the_domain(case)
 @given(API[f"{ITEM}/overlays"]["POST"].as_strategy(generation_mode=GenerationMode.POSITIVE))
 def test_a_valid_overlay_body_is_never_refused_by_the_domain(case):
     payload = parse(json.dumps(case.body).encode(), OverlayBody).payload()
-    command = to_domain(Command(command_id="c", kind="add-overlay", item_id="i",
-                                payload=payload))
+    command = make_command("add-overlay", "i", "c", payload).to_domain()
     check_overlay(command.type, command.duration_seconds)
 
 
@@ -487,12 +484,12 @@ def _items():
 
 @pytest.mark.parametrize("status", ["claimed", "scheduled", "publishing", "published", "failed"])
 def test_the_item_and_preview_the_read_model_returns_match_the_models_and_the_document(status):
+    from app.db.items import StoredItem
     from app.db.read_model import item_json, preview_json
 
     items, now = _items()
     item = items[status]
-    row = {"created_at": now, "updated_at": now}
-    as_json = json.loads(json.dumps(item_json(item, row)))
+    as_json = json.loads(json.dumps(item_json(StoredItem(item, now, now))))
     schemas.ItemOut.model_validate(as_json)
     assert set(as_json) == set(schemas.ItemOut.model_fields)
     assert _validator("Item").is_valid(as_json), list(_validator("Item").iter_errors(as_json))

@@ -1,4 +1,15 @@
-"""Work the timers take from the database: due items, and platform attempts to make."""
+"""The two queues the worker's loops take work from, both tables read with SKIP LOCKED so
+that each piece goes to one worker:
+
+- due items: scheduled items whose time has come. Taking one marks it enqueued; its
+  publish-due command is then sent, and an enqueue older than the requeue delay is taken
+  again (the command may have been lost).
+- platform attempts. The lease rule: taking an attempt records it before the call (status
+  `publishing`, attempts + 1) and sets `next_attempt_at` to the end of its lease. The answer
+  comes back as a command that settles the row; if none comes (the worker died, the answer
+  was lost), the attempt is taken again once the lease has run out, with the same
+  idempotency key.
+"""
 
 from __future__ import annotations
 
@@ -33,10 +44,10 @@ class PlatformAttempt:
     overlays: list[dict[str, Any]]
 
 
-async def claim_due_items(pool: asyncpg.Pool, now: datetime, limit: int,
-                          requeue_after: timedelta) -> list[DueItem]:
+async def take_due_items(pool: asyncpg.Pool, now: datetime, limit: int,
+                         requeue_after: timedelta) -> list[DueItem]:
     async with translate_errors(), pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(Q["claim_due_items"], now, limit, now - requeue_after)
+        rows = await conn.fetch(Q["take_due_items"], now, limit, now - requeue_after)
     return [DueItem(r["id"], r["scheduled_at"]) for r in rows]
 
 
@@ -51,11 +62,11 @@ def _caption_for(data: dict[str, Any] | None, platform: str) -> dict[str, Any]:
     return body
 
 
-async def claim_platform_attempts(pool: asyncpg.Pool, now: datetime, limit: int,
+async def lease_platform_attempts(pool: asyncpg.Pool, now: datetime, limit: int,
                                   lease: timedelta) -> list[PlatformAttempt]:
-    """Record the attempts before the calls; a crash leaves them to be taken after the lease."""
+    """Up to `limit` attempts, each leased until now + lease (the rule above)."""
     async with translate_errors(), pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(Q["claim_platform_attempts"], now, limit, now + lease)
+        rows = await conn.fetch(Q["lease_platform_attempts"], now, limit, now + lease)
     return [PlatformAttempt(r["item_id"], r["platform"], r["attempts"], r["key_attempt"],
                             r["influencer_id"], r["clip_id"],
                             _caption_for(r["caption"], r["platform"]), r["overlays"])

@@ -1,7 +1,7 @@
-"""app.db.jobs (due items, platform attempts) and app.db.outbox on the real database.
+"""app.db.queue (due items, platform attempts) and app.db.outbox on the real database.
 
-These queries take work from the whole table, so the module runs on a database of its own,
-emptied before each test, with two pools standing for two workers.
+These queries take work from the whole table: each test has a database of its own, and two
+pools on it stand for two workers.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.db.jobs import claim_due_items, claim_platform_attempts
 from app.db.outbox import OutboxRepository
+from app.db.queue import lease_platform_attempts, take_due_items
 from app.db.pool import create_pool
 from app.db.queries import Q
 from app.envelope import make_envelope
-from tests.support import unique
+from tests.factories import make_item, make_platform_row, unique
 
 REQUEUE = timedelta(minutes=5)
 LEASE = timedelta(seconds=30)
@@ -27,42 +27,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
-@pytest.fixture(scope="module")
-async def worker_pools(create_database):
-    url = await create_database("distribution_jobs")
-    a, b = await create_pool(url, 1, 4), await create_pool(url, 1, 4)
-    yield a, b
-    await asyncio.gather(a.close(), b.close())
-
-
 @pytest.fixture
-async def pools(worker_pools):
-    a, _ = worker_pools
-    async with a.acquire() as conn:
-        await conn.execute("TRUNCATE distribution_items, distribution_outbox CASCADE")
-    return worker_pools
-
-
-async def insert_item(conn, status: str = "scheduled", scheduled_at: datetime | None = None,
-                      due_enqueued_at: datetime | None = None,
-                      platforms: tuple[str, ...] = ("tiktok",)) -> str:
-    item_id = unique("item")
-    await conn.execute(
-        "INSERT INTO distribution_items (id, influencer_id, clip_id, campaign_id, status,"
-        " claimed_at, claim_expires_at, scheduled_at, timezone, platforms, due_enqueued_at)"
-        " VALUES ($1, 'inf-' || $1, 'clip-' || $1, 'camp', $2, now(), now() + interval '1 day',"
-        " $3::timestamptz, CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE 'UTC' END, $4, $5)",
-        item_id, status, scheduled_at, list(platforms), due_enqueued_at)
-    return item_id
-
-
-async def insert_platform_row(conn, item_id: str, platform: str, status: str = "pending",
-                              next_attempt_at: datetime | None = None, attempts: int = 0,
-                              key_attempt: int = 1, post_id: str | None = None) -> None:
-    await conn.execute(
-        "INSERT INTO distribution_platform_status (item_id, platform, status, attempts,"
-        " key_attempt, next_attempt_at, post_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        item_id, platform, status, attempts, key_attempt, next_attempt_at, post_id)
+async def pools(pool, database_url):
+    """Two pools on the test's own database, standing for two workers."""
+    other = await create_pool(database_url, 1, 4)
+    yield pool, other
+    await other.close()
 
 
 async def drain(calls) -> list:
@@ -77,23 +47,23 @@ async def drain(calls) -> list:
 
 
 # ------------------------------------------------------------------------------------------
-# claim_due_items
+# take_due_items
 
 
 async def test_due_items_are_handed_out_once_to_schedulers_running_at_the_same_time(pools):
     a, b = pools
     now = utcnow()
     async with a.acquire() as conn:
-        due = [await insert_item(conn, scheduled_at=now - timedelta(seconds=i))
+        due = [await make_item(conn, scheduled_at=now - timedelta(seconds=i))
                for i in range(240)]
-        later = [await insert_item(conn, scheduled_at=now + timedelta(seconds=1 + i))
+        later = [await make_item(conn, scheduled_at=now + timedelta(seconds=1 + i))
                  for i in range(10)]
-        others = [await insert_item(conn, status="claimed") for _ in range(5)]
-        others += [await insert_item(conn, status="publishing", scheduled_at=now - timedelta(1))
+        others = [await make_item(conn, status="claimed") for _ in range(5)]
+        others += [await make_item(conn, status="publishing", scheduled_at=now - timedelta(1))
                    for _ in range(5)]
 
     def scheduler(pool):
-        return lambda: claim_due_items(pool, now, 17, REQUEUE)
+        return lambda: take_due_items(pool, now, 17, REQUEUE)
 
     taken = await drain([scheduler(a), scheduler(b), scheduler(a), scheduler(b)])
 
@@ -112,60 +82,60 @@ async def test_a_batch_takes_the_earliest_due_items_and_skips_those_not_yet_due(
     a, _ = pools
     now = utcnow()
     async with a.acquire() as conn:
-        ids = [await insert_item(conn, scheduled_at=now - timedelta(minutes=m))
+        ids = [await make_item(conn, scheduled_at=now - timedelta(minutes=m))
                for m in (1, 5, 3, 4, 2)]
-        await insert_item(conn, scheduled_at=now + timedelta(seconds=1))
+        await make_item(conn, scheduled_at=now + timedelta(seconds=1))
 
-    first = await claim_due_items(a, now, 3, REQUEUE)
+    first = await take_due_items(a, now, 3, REQUEUE)
     assert {t.item_id for t in first} == {ids[1], ids[3], ids[2]}  # 5, 4, 3 minutes late
-    rest = await claim_due_items(a, now, 10, REQUEUE)
+    rest = await take_due_items(a, now, 10, REQUEUE)
     assert {t.item_id for t in rest} == {ids[4], ids[0]}
-    assert await claim_due_items(a, now, 10, REQUEUE) == []
+    assert await take_due_items(a, now, 10, REQUEUE) == []
 
 
 async def test_an_enqueue_older_than_the_cutoff_is_taken_again(pools):
     a, _ = pools
     now = utcnow()
     async with a.acquire() as conn:
-        stale = await insert_item(conn, scheduled_at=now - timedelta(minutes=20),
+        stale = await make_item(conn, scheduled_at=now - timedelta(minutes=20),
                                   due_enqueued_at=now - timedelta(minutes=10))
-        fresh = await insert_item(conn, scheduled_at=now - timedelta(minutes=20),
+        fresh = await make_item(conn, scheduled_at=now - timedelta(minutes=20),
                                   due_enqueued_at=now - timedelta(minutes=1))
 
-    assert [t.item_id for t in await claim_due_items(a, now, 10, REQUEUE)] == [stale]
-    assert await claim_due_items(a, now, 10, REQUEUE) == []
+    assert [t.item_id for t in await take_due_items(a, now, 10, REQUEUE)] == [stale]
+    assert await take_due_items(a, now, 10, REQUEUE) == []
     async with a.acquire() as conn:
         assert await conn.fetchval(
             "SELECT due_enqueued_at FROM distribution_items WHERE id = $1", stale) == now
     later = now + timedelta(minutes=6)
-    assert {t.item_id for t in await claim_due_items(a, later, 10, REQUEUE)} == {stale, fresh}
+    assert {t.item_id for t in await take_due_items(a, later, 10, REQUEUE)} == {stale, fresh}
 
 
 # ------------------------------------------------------------------------------------------
-# claim_platform_attempts
+# lease_platform_attempts
 
 
 async def test_platform_attempts_whose_time_came_are_recorded_before_they_are_returned(pools):
     a, b = pools
     now = utcnow()
     async with a.acquire() as conn:
-        one = await insert_item(conn, status="publishing", platforms=("tiktok", "youtube"))
-        await insert_platform_row(conn, one, "tiktok", next_attempt_at=now - timedelta(seconds=1),
+        one = await make_item(conn, status="publishing", platforms=("tiktok", "youtube"))
+        await make_platform_row(conn, one, "tiktok", next_attempt_at=now - timedelta(seconds=1),
                                   key_attempt=2, attempts=3)
-        await insert_platform_row(conn, one, "youtube", next_attempt_at=now + timedelta(seconds=1))
+        await make_platform_row(conn, one, "youtube", next_attempt_at=now + timedelta(seconds=1))
         await conn.execute(Q["upsert_caption"], one, "hello", ["a", "b"], None,
                            {"tiktok": {"text": "hi tiktok", "hashtags": ["t"]}})
         await conn.execute(Q["upsert_overlay"], one, "outro", 2.0)
         await conn.execute(Q["upsert_overlay"], one, "intro", 1.5)
-        two = await insert_item(conn, status="publishing",
+        two = await make_item(conn, status="publishing",
                                 platforms=("instagram", "snapchat", "youtube"))
-        await insert_platform_row(conn, two, "instagram", next_attempt_at=now)
-        await insert_platform_row(conn, two, "snapchat", status="published", post_id="s1",
+        await make_platform_row(conn, two, "instagram", next_attempt_at=now)
+        await make_platform_row(conn, two, "snapchat", status="published", post_id="s1",
                                   next_attempt_at=now - timedelta(minutes=1))
-        await insert_platform_row(conn, two, "youtube", status="failed",
+        await make_platform_row(conn, two, "youtube", status="failed",
                                   next_attempt_at=now - timedelta(minutes=1))
 
-    taken = await claim_platform_attempts(a, now, 10, LEASE)
+    taken = await lease_platform_attempts(a, now, 10, LEASE)
 
     assert {(t.item_id, t.platform) for t in taken} == {(one, "tiktok"), (two, "instagram")}
     tiktok = next(t for t in taken if t.item_id == one)
@@ -187,7 +157,7 @@ async def test_platform_attempts_whose_time_came_are_recorded_before_they_are_re
     assert rows[one, "youtube"]["status"] == "pending" and rows[one, "youtube"]["attempts"] == 0
     assert rows[two, "snapchat"]["status"] == "published"
     assert rows[two, "youtube"]["status"] == "failed"
-    assert await claim_platform_attempts(b, now, 10, LEASE) == []
+    assert await lease_platform_attempts(b, now, 10, LEASE) == []
 
 
 async def test_a_platform_attempt_is_never_given_to_two_workers_at_once(pools):
@@ -196,15 +166,15 @@ async def test_a_platform_attempt_is_never_given_to_two_workers_at_once(pools):
     expected = set()
     async with a.acquire() as conn:
         for i in range(60):
-            item = await insert_item(conn, status="publishing",
+            item = await make_item(conn, status="publishing",
                                      platforms=("tiktok", "instagram", "youtube"))
             for platform in ("tiktok", "instagram", "youtube"):
-                await insert_platform_row(conn, item, platform,
+                await make_platform_row(conn, item, platform,
                                           next_attempt_at=now - timedelta(seconds=i))
                 expected.add((item, platform))
 
     def publisher(pool):
-        return lambda: claim_platform_attempts(pool, now, 13, LEASE)
+        return lambda: lease_platform_attempts(pool, now, 13, LEASE)
 
     taken = await drain([publisher(a), publisher(b), publisher(a), publisher(b)])
 
@@ -218,15 +188,15 @@ async def test_an_attempt_whose_lease_ran_out_is_taken_again_with_the_same_key(p
     a, b = pools
     now = utcnow()
     async with a.acquire() as conn:
-        item = await insert_item(conn, status="publishing", platforms=("youtube",))
-        await insert_platform_row(conn, item, "youtube", next_attempt_at=now, key_attempt=3)
+        item = await make_item(conn, status="publishing", platforms=("youtube",))
+        await make_platform_row(conn, item, "youtube", next_attempt_at=now, key_attempt=3)
 
-    [first] = await claim_platform_attempts(a, now, 10, LEASE)
+    [first] = await lease_platform_attempts(a, now, 10, LEASE)
     assert (first.attempts, first.key_attempt) == (1, 3)
-    assert await claim_platform_attempts(b, now + LEASE - timedelta(seconds=1), 10, LEASE) == []
+    assert await lease_platform_attempts(b, now + LEASE - timedelta(seconds=1), 10, LEASE) == []
 
     expired = now + LEASE + timedelta(seconds=1)
-    [again] = await claim_platform_attempts(b, expired, 10, LEASE)
+    [again] = await lease_platform_attempts(b, expired, 10, LEASE)
     assert (again.item_id, again.platform) == (item, "youtube")
     assert (again.attempts, again.key_attempt) == (2, 3)
     async with a.acquire() as conn:
@@ -240,14 +210,14 @@ async def test_the_publisher_skips_platforms_of_an_item_a_command_has_locked(poo
     a, b = pools
     now = utcnow()
     async with a.acquire() as conn:
-        item = await insert_item(conn, status="publishing", platforms=("tiktok",))
-        await insert_platform_row(conn, item, "tiktok", next_attempt_at=now)
+        item = await make_item(conn, status="publishing", platforms=("tiktok",))
+        await make_platform_row(conn, item, "tiktok", next_attempt_at=now)
 
     async with a.acquire() as conn, conn.transaction():
         assert await conn.fetchval(Q["lock_item"], item) == item
         # skipped, not waited for: the command may hold the lock for a while
-        assert await asyncio.wait_for(claim_platform_attempts(b, now, 10, LEASE), 5) == []
-    [taken] = await claim_platform_attempts(b, now, 10, LEASE)
+        assert await asyncio.wait_for(lease_platform_attempts(b, now, 10, LEASE), 5) == []
+    [taken] = await lease_platform_attempts(b, now, 10, LEASE)
     assert taken.item_id == item
 
 

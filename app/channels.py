@@ -1,0 +1,35 @@
+"""Faust's handles on our topics (names from app/topics.py), and the `send` the worker's
+loops are given."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from app import topics as t
+from app.faust_app import app
+
+#: Sent messages not acknowledged within this many seconds count as not sent.
+ACK_TIMEOUT_SECONDS = 15.0
+
+
+def _raw(*names: str):
+    return app.topic(*names, key_serializer="raw", value_serializer="raw")
+
+
+claimed_dlq_topic = _raw(t.CLAIMED_DLQ)
+commands_topic = _raw(t.COMMANDS)
+commands_dlq_topic = _raw(t.COMMANDS_DLQ)
+#: Both outcome topics as one source, for the statistics agent.
+outcome_topics = _raw(*t.OUTCOMES)
+platform_outcomes_topic = app.topic(t.STATS_PLATFORM_OUTCOMES, partitions=1, internal=True,
+                                    key_serializer="raw", value_serializer="raw")
+
+_BY_NAME = {name: _raw(name) for name in t.SERVICE_TOPICS}
+
+
+async def send(messages: Sequence[t.Message]) -> None:
+    """Through Faust's producer, every message acknowledged (or an exception)."""
+    futures = [await _BY_NAME[m.topic].send(key=m.key, value=m.value) for m in messages]
+    if futures:
+        await asyncio.wait_for(asyncio.gather(*futures), ACK_TIMEOUT_SECONDS)

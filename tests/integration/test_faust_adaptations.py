@@ -1,0 +1,200 @@
+"""What app/kafka.py and app/faust_app.py change in Faust, and the private hooks they rely on.
+
+faust-streaming is pinned to 0.15.x for these hooks. Should a release rename or reshape
+one, our override would silently stop being called; these tests fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import MutableMapping
+from pathlib import Path
+
+import faust
+import pytest
+from faust.agents import replies
+from faust.agents.models import ReqRepResponse
+from faust.transport.drivers import aiokafka as driver
+
+from app import kafka
+from app.faust_app import DistributionApp, create_app
+from app.settings import Settings
+
+#: (Faust's class, ours, the method we override, its parameters)
+OVERRIDDEN = [
+    (driver.AIOKafkaConsumerThread, kafka.ConsumerThread, "_create_worker_consumer",
+     ["self", "transport"]),
+    (driver.Consumer, kafka.Consumer, "_new_consumer_thread", ["self"]),
+    (replies.ReplyConsumer, kafka.ReplyConsumer, "_start_fetcher", ["self", "topic_name"]),
+    (replies.ReplyConsumer, kafka.ReplyConsumer, "_drain_replies", ["self", "channel"]),
+    (faust.App, DistributionApp, "_new_transport", ["self"]),
+]
+
+#: (Faust's method, the call in it that reaches a hook: what keeps the hook in use)
+CALLERS = [
+    (driver.AIOKafkaConsumerThread._create_consumer, "self._create_worker_consumer(transport)"),
+    (replies.ReplyConsumer.on_start, "self._start_fetcher("),
+    (replies.ReplyConsumer.add, "self._start_fetcher("),
+    (replies.ReplyConsumer.add, "self._waiting[correlation_id].add(promise)"),
+    (replies.ReplyConsumer._start_fetcher, "self._drain_replies(topic)"),
+]
+
+
+@pytest.mark.parametrize("faust_class, our_class, name, parameters", OVERRIDDEN,
+                         ids=[f"{c.__name__}.{n}" for c, _, n, _ in OVERRIDDEN])
+def test_each_faust_method_we_override_still_exists_with_the_same_parameters(
+        faust_class, our_class, name, parameters):
+    theirs = vars(faust_class)[name]  # defined by that class itself, not inherited
+    ours = vars(our_class)[name]
+    assert list(inspect.signature(theirs).parameters) == parameters
+    assert list(inspect.signature(ours).parameters) == parameters
+    assert inspect.iscoroutinefunction(theirs) == inspect.iscoroutinefunction(ours)
+
+
+@pytest.mark.parametrize("method, call", CALLERS,
+                         ids=[f"{m.__qualname__} calls {c}" for m, c in CALLERS])
+def test_faust_still_calls_the_hooks_where_we_expect(method, call):
+    assert call in inspect.getsource(method)
+
+
+def test_the_reply_consumer_still_keeps_waiting_asks_by_correlation_id():
+    assert "_waiting" in replies.ReplyConsumer.__annotations__
+    app = faust.App(f"test-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+    assert isinstance(kafka.ReplyConsumer(app)._waiting, MutableMapping)
+
+
+async def test_our_transport_gives_the_aiokafka_fetcher_our_fetch_wait(broker):
+    """App._new_transport -> Consumer._new_consumer_thread -> _create_worker_consumer ->
+    aiokafka's `_fetch_max_wait_ms`, read when the consumer starts and builds its fetcher."""
+    app = create_app(Settings(app_id=f"test-{uuid.uuid4().hex[:8]}",
+                              kafka_bootstrap_servers=broker.bootstrap,
+                              consumer_fetch_max_wait_ms=37))
+    assert type(app.transport) is kafka.Transport
+    assert type(app.consumer) is kafka.Consumer
+    thread = app.consumer._thread
+    assert type(thread) is kafka.ConsumerThread
+    consumer = thread._create_consumer(asyncio.get_running_loop())  # Faust's own path
+    assert consumer._fetch_max_wait_ms == 37
+    await consumer.start()
+    try:
+        assert consumer._fetcher._fetch_max_wait_ms == 37
+    finally:
+        await consumer.stop()
+
+
+async def test_faust_starts_our_reply_consumer_and_the_resources_before_everything_else():
+    app = create_app(Settings(app_id=f"test-{uuid.uuid4().hex[:8]}"))
+    assert type(app._reply_consumer) is kafka.ReplyConsumer
+    assert app._reply_consumer in list(app.boot_strategy.kafka_consumer())
+    assert app._reply_consumer in list(app.boot_strategy.client_only())
+    # mode starts an app's dependencies in this order and stops them in reverse
+    dependencies = list(app.on_init_dependencies())
+    assert dependencies[0] is app.resources
+    for later in (app.producer, app.web, app.consumer, app.agents, app.tables):
+        assert later in dependencies[1:]
+
+
+async def test_an_app_that_only_asks_opens_no_resources():
+    app = create_app(Settings(app_id=f"test-{uuid.uuid4().hex[:8]}"))
+    app.client_only = True
+    assert app.resources not in list(app.on_init_dependencies())
+
+
+async def test_faust_keeps_its_data_in_the_data_dir_not_the_working_directory(
+        tmp_path, monkeypatch):
+    app_id = f"test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    by_default = create_app(Settings(app_id=app_id))
+    assert by_default.conf.datadir == tmp_path / "state" / "distribution-service" / "faust" / app_id
+
+    app = create_app(Settings(app_id=app_id, data_dir=str(tmp_path / "data")))
+    await app.on_first_start()  # where Faust creates its directories
+    assert (tmp_path / "data" / "faust" / app_id / "v1" / "tables").is_dir()
+    assert not list(Path.cwd().glob(f"{app_id}*"))
+
+
+# --- what the reply consumer's override is for ---------------------------------------------
+
+REPLY_TO = "test-replies"
+
+
+class Replies:
+    """Our ReplyConsumer draining an in-memory channel of a throwaway app, as it drains the
+    worker's reply topic; asks register through Faust's own `add`."""
+
+    def __init__(self) -> None:
+        self.app = faust.App(f"test-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+        self.app.flow_control.resume()  # a stream skips everything while it is suspended
+        self.channel = self.app.channel()
+        self.consumer = kafka.ReplyConsumer(self.app)
+        # subscribed here, so no reply sent before the drain's first step is lost
+        self.drain = asyncio.ensure_future(self.consumer._drain_replies(aiter(self.channel)))
+        self.consumer._fetchers[REPLY_TO] = self.drain  # as _start_fetcher leaves it
+
+    async def ask(self, correlation_id: str,
+                  promise: replies.ReplyPromise | None = None) -> replies.ReplyPromise:
+        promise = promise or replies.ReplyPromise(REPLY_TO, correlation_id)
+        await self.consumer.add(correlation_id, promise)
+        return promise
+
+    async def reply(self, correlation_id: str, value) -> None:
+        await self.channel.send(value=ReqRepResponse(key=None, value=value,
+                                                     correlation_id=correlation_id))
+
+    async def handled(self) -> None:
+        """Returns once every reply sent so far was handled (they are handled in order)."""
+        witness = await self.ask(f"witness-{uuid.uuid4().hex}")
+        await self.reply(witness.correlation_id, "witness")
+        done, _ = await asyncio.wait({witness, self.drain}, timeout=10,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        assert not self.drain.done(), f"the reply consumer crashed: {self.drain.exception()!r}"
+        assert witness in done, "the reply consumer stopped answering"
+
+    def close(self) -> None:
+        self.drain.cancel()
+
+
+@pytest.fixture
+async def reply_consumer():
+    r = Replies()
+    yield r
+    r.close()
+
+
+async def test_a_reply_whose_ask_timed_out_is_dropped_and_later_asks_get_theirs(
+        reply_consumer):
+    timed_out = await reply_consumer.ask("ask-timed-out")
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(timed_out, timeout=0.01)  # what a view's request timeout does
+    await reply_consumer.reply("ask-timed-out", {"ok": True})
+    await reply_consumer.reply("never-asked-here", {"ok": True})  # nobody waits at all
+    await reply_consumer.handled()
+
+    later = await reply_consumer.ask("ask-later")
+    await reply_consumer.reply("ask-later", {"n": 1})
+    assert await asyncio.wait_for(later, timeout=10) == {"n": 1}
+    assert not reply_consumer.consumer._waiting  # nothing is kept for replies that came
+
+
+async def test_a_repeated_reply_is_dropped_and_the_waiting_ask_gets_its_reply_once(
+        reply_consumer):
+    waiting = await reply_consumer.ask("ask-once")
+    await reply_consumer.reply("ask-once", {"n": 1})
+    await reply_consumer.reply("ask-once", {"n": 2})  # the command redelivered and applied again
+    await reply_consumer.handled()
+    assert waiting.result() == {"n": 1}
+
+    # A barrier (Agent.join/map) counts every reply it is given: two parts, one repeated.
+    barrier = replies.BarrierState(REPLY_TO)
+    for part in ("part-a", "part-b"):
+        barrier.add(replies.ReplyPromise(REPLY_TO, part))
+        await reply_consumer.ask(part, barrier)
+    barrier.finalize()
+    for part, n in (("part-a", 1), ("part-a", 2), ("part-b", 3)):
+        await reply_consumer.reply(part, {"n": n})
+    await reply_consumer.handled()
+    assert barrier.done()
+    assert [tuple(r) async for r in barrier.iterate()] == [("part-a", {"n": 1}),
+                                                           ("part-b", {"n": 3})]

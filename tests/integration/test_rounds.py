@@ -1,0 +1,205 @@
+"""The work of the worker's loops, in-process on the real database with no Faust and no
+broker: each round is given the pool, the settings and a `send` that keeps what it is
+handed (or refuses it, as a broker that is away would)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app import handlers
+from app.db.queries import Q
+from app.db.queue import lease_platform_attempts
+from app.domain.errors import Unavailable
+from app.domain.rules import Policy
+from app.neighbours import MediaLocator
+from app.platforms.simulated import SimulatedGateway
+from app.relay import RelayFailed, relay_outbox
+from app.publishing import publish_attempt
+from app.scheduling import enqueue_due_items
+from app.settings import Settings
+from app.topics import COMMANDS, FAILED, PUBLISHED, Message
+from app.wire import ClaimData, make_command, parse_command
+from tests.factories import claim, unique
+
+POLICY = Policy(min_schedule_lead=timedelta(seconds=0))
+LEASE = timedelta(seconds=30)
+
+
+class Outbox:
+    """A `send` that keeps the messages it takes, or refuses them while `away`."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.away = False
+
+    async def __call__(self, messages: Sequence[Message]) -> None:
+        if self.away:
+            raise ConnectionError("the broker is away")
+        self.messages.extend(messages)
+
+
+def settings(**changes) -> Settings:
+    return Settings(**{"scheduler_batch_size": 10, "outbox_batch_size": 10, **changes})
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+async def apply(pool, kind: str, item: ClaimData, payload: dict, now: datetime,
+                actor: str | None = None) -> dict:
+    command = make_command(kind, item.claim_id, unique("cmd"), payload, actor=actor)
+    reply = (await handlers.handle(pool, command, now, POLICY)).reply
+    assert reply["ok"], reply
+    return reply["item"]
+
+
+async def apply_sent(pool, messages: list[Message], now: datetime) -> list[dict]:
+    """Applies sent commands as the command agent would; their replies."""
+    replies = []
+    for m in messages:
+        assert m.topic == COMMANDS
+        command = parse_command(m.value)
+        assert m.key == command.item_id.encode()  # the item's partition orders its commands
+        replies.append((await handlers.handle(pool, command, now, POLICY)).reply)
+    return replies
+
+
+async def test_a_scheduler_round_sends_one_publish_due_command_per_due_item_and_a_repeat_applies_once(
+        pool):
+    now = utcnow()
+    items = [await claim(pool, now) for _ in range(3)]
+    for item in items:
+        await apply(pool, "schedule", item, {"platforms": ["tiktok"],
+                                             "scheduled_at": (now + timedelta(seconds=1)).isoformat()},
+                    now, actor=item.influencer_id)
+    send = Outbox()
+    later = now + timedelta(seconds=2)
+    assert await enqueue_due_items(pool, settings(), send, later) == 3
+    assert await enqueue_due_items(pool, settings(), send, later) == 0  # taken already
+    assert sorted(m.key.decode() for m in send.messages) == sorted(i.claim_id for i in items)
+
+    replies = await apply_sent(pool, send.messages, later)
+    assert {r["item"]["status"] for r in replies} == {"publishing"}
+    again = await apply_sent(pool, send.messages, later)  # a redelivery
+    assert [r["item"]["version"] for r in again] == [r["item"]["version"] for r in replies]
+
+
+async def test_due_items_whose_commands_were_not_sent_are_taken_again_after_the_requeue_delay(
+        pool):
+    now = utcnow()
+    item = await claim(pool, now)
+    await apply(pool, "schedule", item, {"platforms": ["tiktok"],
+                                         "scheduled_at": (now + timedelta(seconds=1)).isoformat()},
+                now, actor=item.influencer_id)
+    send, s = Outbox(), settings(due_requeue_seconds=30)
+    send.away = True
+    with pytest.raises(ConnectionError):
+        await enqueue_due_items(pool, s, send, now + timedelta(seconds=2))
+    send.away = False
+    assert await enqueue_due_items(pool, s, send, now + timedelta(seconds=20)) == 0
+    assert await enqueue_due_items(pool, s, send, now + timedelta(seconds=40)) == 1
+    assert [m.key.decode() for m in send.messages] == [item.claim_id]
+
+
+async def test_a_publishing_attempt_sends_the_platforms_answer_which_settles_the_item(pool):
+    now = utcnow()
+    item = await claim(pool, now)
+    await apply(pool, "publish-multi", item, {"platforms": ["tiktok", "snapchat"]}, now,
+                actor=item.influencer_id)
+    attempts = await lease_platform_attempts(pool, now, 10, LEASE)
+    assert sorted(a.platform for a in attempts) == ["snapchat", "tiktok"]
+    gateway = SimulatedGateway("snapchat:rejected")
+    media = MediaLocator(None, 1.0)
+    send = Outbox()
+    try:
+        for attempt in attempts:
+            await publish_attempt(attempt, gateway, media, send)
+    finally:
+        await gateway.close()
+        await media.close()
+
+    commands = [parse_command(m.value) for m in send.messages]
+    assert {c.kind for c in commands} == {"platform-result"}
+    assert {c.payload.platform: c.payload.outcome.value for c in commands} == {
+        "tiktok": "published", "snapchat": "rejected"}
+    replies = await apply_sent(pool, send.messages, now)
+    final = replies[-1]["item"]
+    assert final["status"] == "failed"
+    assert {p["platform"]: p["status"] for p in final["platform_status"]} == {
+        "tiktok": "published", "snapchat": "failed"}
+
+
+async def test_an_attempt_whose_answer_could_not_be_sent_is_leased_again_after_its_lease(pool):
+    now = utcnow()
+    item = await claim(pool, now)
+    await apply(pool, "publish", item, {"platforms": ["youtube"]}, now, actor=item.influencer_id)
+    [attempt] = await lease_platform_attempts(pool, now, 10, LEASE)
+    send, gateway, media = Outbox(), SimulatedGateway(""), MediaLocator(None, 1.0)
+    send.away = True
+    try:
+        with pytest.raises(ConnectionError):
+            await publish_attempt(attempt, gateway, media, send)
+        assert await lease_platform_attempts(pool, now + LEASE / 2, 10, LEASE) == []
+        [again] = await lease_platform_attempts(pool, now + LEASE, 10, LEASE)
+        assert (again.key_attempt, again.attempts) == (attempt.key_attempt, attempt.attempts + 1)
+    finally:
+        await gateway.close()
+        await media.close()
+
+
+async def outbox_rows(pool, item_id: str) -> list:
+    return await pool.fetch("SELECT topic, status, attempts, last_error FROM distribution_outbox"
+                            " WHERE partition_key = $1 ORDER BY id", item_id)
+
+
+async def published_and_failed_items(pool, now: datetime) -> tuple[ClaimData, ClaimData]:
+    ok, ko = await claim(pool, now), await claim(pool, now)
+    for item, outcome in ((ok, "published"), (ko, "rejected")):
+        await apply(pool, "publish", item, {"platforms": ["tiktok"]}, now,
+                    actor=item.influencer_id)
+        await apply(pool, "platform-result", item, {
+            "platform": "tiktok", "key_attempt": 1, "outcome": outcome, "post_id": "p-1",
+            "post_url": "https://tiktok.example/p-1"}, now)
+    return ok, ko
+
+
+async def test_the_relay_sends_pending_outcomes_keyed_by_item_and_marks_them_sent(pool):
+    now = utcnow()
+    ok, ko = await published_and_failed_items(pool, now)
+    send = Outbox()
+    assert await relay_outbox(pool, settings(), send) == 2
+    assert await relay_outbox(pool, settings(), send) == 0
+    assert [(m.topic, m.key.decode()) for m in send.messages] == [
+        (PUBLISHED, ok.claim_id), (FAILED, ko.claim_id)]
+    assert [r["status"] for r in await outbox_rows(pool, ok.claim_id)] == ["published"]
+
+
+async def test_outcomes_the_broker_did_not_take_stay_pending_with_the_failure_noted(pool):
+    now = utcnow()
+    ok, _ = await published_and_failed_items(pool, now)
+    send = Outbox()
+    send.away = True
+    with pytest.raises(RelayFailed) as failure:
+        await relay_outbox(pool, settings(), send)
+    assert isinstance(failure.value, Unavailable)  # the loop backs off and tries again
+    [row] = await outbox_rows(pool, ok.claim_id)
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert "the broker is away" in row["last_error"]
+
+    send.away = False
+    assert await relay_outbox(pool, settings(), send) == 2
+    assert [r["status"] for r in await outbox_rows(pool, ok.claim_id)] == ["published"]
+
+
+async def test_only_one_relay_sends_at_a_time(pool):
+    now = utcnow()
+    await published_and_failed_items(pool, now)
+    async with pool.acquire() as holder, holder.transaction():
+        assert await holder.fetchval(Q["try_relay_lock"])
+        send = Outbox()
+        assert await relay_outbox(pool, settings(), send) == 0  # another relay leads
+        assert send.messages == []
