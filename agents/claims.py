@@ -1,4 +1,5 @@
-"""distribution.claimed -> items in `claimed`; what can never be processed -> the DLQ.
+"""distribution.claimed -> items in `claimed` (app/intake.py); what can never be processed
+-> the DLQ.
 
 Claims have no other source than this topic, so they are consumed with a plain aiokafka
 consumer group of their own, and offsets are committed only after the batch's transaction
@@ -13,18 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from app import handlers
 from app.broker_security import kafka_client_kwargs
-from app.channels import claimed_dlq_topic
+from app.channels import send
 from app.faust_app import app
+from app.intake import ingest_records
 from app.topics import CLAIMED
-from app.wire import ClaimData, parse_claim
-
-from .dead_letters import dead_letter
-from .looping import until_available
 
 log = logging.getLogger("distribution.claims")
 
@@ -55,7 +52,7 @@ async def ingest_claims() -> None:
             if not records:
                 continue
             try:
-                await ingest_records(records)
+                await ingest_records(app.pool, records, send)
             except Exception:  # e.g. the DLQ unreachable: read the batch again, later
                 log.exception("claim batch not processed; reading it again",
                               extra={"count": len(records)})
@@ -79,48 +76,3 @@ async def rewind(consumer: AIOKafkaConsumer) -> None:
             await consumer.seek_to_beginning(tp)
         else:
             consumer.seek(tp, committed)
-
-
-async def ingest_records(records: list[ConsumerRecord]) -> None:
-    claims, sources = [], {}
-    for record in records:
-        try:
-            claim = parse_claim(record.value)
-        except ValueError as exc:
-            await dead_letter(claimed_dlq_topic, record, "invalid_event", str(exc))
-            continue
-        claims.append(claim)
-        sources[claim.claim_id] = record
-    if not claims:
-        return
-    result = await ingest(claims, sources)
-    for claim in result.unknown_clips:
-        await dead_letter(claimed_dlq_topic, sources[claim.claim_id], "unknown_clip",
-                          f"clip {claim.clip_id} is not known and the claim has no campaign_id")
-    for item_id in result.created:
-        log.info("item claimed", extra={"item_id": item_id})
-    if result.duplicates:
-        log.info("claims already known", extra={"item_ids": result.duplicates[:50],
-                                                 "count": len(result.duplicates)})
-
-
-async def ingest(claims: list[ClaimData], sources: dict) -> handlers.Ingested:
-    """The batch in one transaction; if the database refuses it, claim by claim."""
-    try:
-        return await until_available(lambda: handlers.ingest_claims(app.pool, claims),
-                                     "ingest claims")
-    except Exception:
-        log.exception("claim batch refused; ingesting one by one", extra={"count": len(claims)})
-    total = handlers.Ingested()
-    for claim in claims:
-        try:
-            one = await until_available(lambda: handlers.ingest_claims(app.pool, [claim]),
-                                        "ingest claim")
-        except Exception as exc:
-            await dead_letter(claimed_dlq_topic, sources[claim.claim_id], "rejected",
-                              f"the database refused the claim: {exc}")
-            continue
-        total.created += one.created
-        total.duplicates += one.duplicates
-        total.unknown_clips += one.unknown_clips
-    return total

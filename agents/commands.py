@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from app import handlers
+from app.channels import commands_topic, send
+from app.dead_letters import dead_letter
 from app.domain.errors import InvalidRequest, Unavailable
-from app.channels import commands_dlq_topic, commands_topic
 from app.faust_app import app
+from app.topics import COMMANDS_DLQ
+from app.waiting import until_available
 from app.wire import Command, PingCommand, parse_command
-
-from .dead_letters import dead_letter
-from .looping import until_available
 
 log = logging.getLogger("distribution.commands")
 
@@ -33,7 +33,7 @@ async def apply_commands(stream):
         try:
             command = parse_command(value)
         except ValueError as exc:
-            await dead_letter(commands_dlq_topic, event.message, "invalid_command", str(exc))
+            await dead_letter(send, COMMANDS_DLQ, event.message, "invalid_command", str(exc))
             yield handlers.error_reply(InvalidRequest(str(exc)))
             continue
         if isinstance(command, PingCommand):
@@ -47,7 +47,7 @@ async def apply_commands(stream):
         except Exception as exc:  # a bug must not stop the partition, nor lose the command
             log.exception("command failed", extra={"item_id": command.item_id,
                                                     "command": command.kind})
-            await dead_letter(commands_dlq_topic, event.message, "command_failed", repr(exc))
+            await dead_letter(send, COMMANDS_DLQ, event.message, "command_failed", repr(exc))
             yield handlers.error_reply(Unavailable("the command could not be applied"))
             continue
         if applied.publishing_started:

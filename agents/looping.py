@@ -1,34 +1,15 @@
-"""The two ways an agent waits: out a database outage inside one event (`until_available`),
-and between the rounds of a loop that takes work from the database (`run_rounds`)."""
+"""The loop of the agents that take work from the database: rounds, a wake-up, a backoff."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from app.domain.errors import Unavailable
 from app.faust_app import app
 
 log = logging.getLogger("distribution.agents")
-
-T = TypeVar("T")
-
-
-async def until_available(action: Callable[[], Awaitable[T]], what: str) -> T:
-    """The action's result, retried while the database is unavailable (the events stay
-    unacknowledged meanwhile)."""
-    delay = 0.1
-    while True:
-        try:
-            return await action()
-        except Unavailable as exc:
-            log.warning("database unavailable; retrying", extra={"action": what,
-                                                                  "error": exc.message,
-                                                                  "retry_in": delay})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 async def run_rounds(name: str, one_round: Callable[[], Awaitable[int]],

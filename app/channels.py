@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from faust.types import TopicT
+
 from app import topics as t
 from app.faust_app import app
 
@@ -13,19 +15,20 @@ from app.faust_app import app
 ACK_TIMEOUT_SECONDS = 15.0
 
 
-def _raw(*names: str):
+def _raw(*names: str) -> TopicT:
+    """Values and keys as bytes: we parse them ourselves (see app/topics.py)."""
     return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
 
-claimed_dlq_topic = _raw(t.CLAIMED_DLQ)
+#: What the command agent consumes.
 commands_topic = _raw(t.COMMANDS)
-commands_dlq_topic = _raw(t.COMMANDS_DLQ)
 #: Both outcome topics as one source, for the statistics agent.
 outcome_topics = _raw(*t.OUTCOMES)
 platform_outcomes_topic = app.topic(t.STATS_PLATFORM_OUTCOMES, partitions=1, internal=True,
                                     key_serializer="raw", value_serializer="raw")
 
-_BY_NAME = {name: _raw(name) for name in t.SERVICE_TOPICS}
+_BY_NAME = {name: (commands_topic if name == t.COMMANDS else _raw(name))
+            for name in t.SERVICE_TOPICS}
 
 
 async def send(messages: Sequence[t.Message]) -> None:

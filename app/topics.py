@@ -32,7 +32,7 @@ SERVICE_TOPICS = (CLAIMED, CLAIMED_DLQ, COMMANDS, COMMANDS_DLQ, PUBLISHED, FAILE
 @dataclass(frozen=True)
 class Message:
     topic: str
-    key: bytes
+    key: bytes | None  # the item id for everything about an item
     value: bytes
 
 

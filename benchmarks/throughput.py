@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from app.claims_out import claimed_event
 from app.cli import migrate_database
 from app.embedded import Broker, WorkerProcess, start_postgres
+from app.topics import CLAIMED
 from web.auth import issue_token
 
 JWT_SECRET = secrets.token_urlsafe(32)
@@ -88,7 +89,7 @@ async def main(claims: int, requests: int) -> None:
             started = time.perf_counter()
             for item_id in ids:
                 event = claimed_event(item_id, uuid.uuid4().hex, influencer, "c")
-                await producer.send("distribution.claimed", json.dumps(event).encode(),
+                await producer.send(CLAIMED, json.dumps(event).encode(),
                                     key=item_id.encode())
             await producer.flush()
             while await pool.fetchval("SELECT count(*) FROM distribution_items "

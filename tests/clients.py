@@ -12,6 +12,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from app.replay import read_topics
+from app.topics import CLAIMED
 from tests.factories import new_claimed_event
 from tests.support import eventually, token
 
@@ -105,7 +106,7 @@ async def claim_all_and_wait(topics: Topics, apis: Sequence[Api], events: Sequen
     """Produces every event first (keyed by claim id, as M09 does), then waits for each
     item in turn, asking the `apis` in rotation: any worker must serve any item."""
     for event in events:
-        await topics.produce("distribution.claimed", event, key=event["data"]["claim_id"])
+        await topics.produce(CLAIMED, event, key=event["data"]["claim_id"])
     claimed = []
     for n, event in enumerate(events):
         item_id, influencer = event["data"]["claim_id"], event["data"]["influencer_id"]

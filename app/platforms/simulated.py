@@ -21,7 +21,7 @@ from .gateway import Outcome, PostRequest, PublishOutcome
 
 logger = logging.getLogger("distribution.platforms")
 
-_KINDS = {"rejected": Outcome.REJECTED, "transient": Outcome.TRANSIENT}
+_KINDS = {kind.value: kind for kind in (Outcome.REJECTED, Outcome.TRANSIENT)}
 
 
 @dataclass(frozen=True)

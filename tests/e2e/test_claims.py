@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.topics import CLAIMED, CLAIMED_DLQ
 from tests.clients import claim_and_wait
 from tests.factories import claimed_event, new_claimed_event, unique
 from tests.support import event_schema_errors, eventually
@@ -13,20 +14,20 @@ async def items_of(pool, influencer: str) -> list:
 
 
 async def dlq_for(topics, key: str) -> list[dict]:
-    return await topics.records_for("distribution.claimed.dlq", key)
+    return await topics.records_for(CLAIMED_DLQ, key)
 
 
 async def test_a_claim_delivered_twice_and_a_second_claim_for_the_same_clip_make_one_item(
         api, topics, pool):
     influencer, clip, campaign = unique("influencer"), unique("clip"), unique("campaign")
     first = claimed_event(unique("claim"), clip, influencer, campaign)
-    await topics.produce("distribution.claimed", first, key=first["data"]["claim_id"])
-    await topics.produce("distribution.claimed", first, key=first["data"]["claim_id"])
+    await topics.produce(CLAIMED, first, key=first["data"]["claim_id"])
+    await topics.produce(CLAIMED, first, key=first["data"]["claim_id"])
     other = claimed_event(unique("claim"), clip, influencer, campaign)
-    await topics.produce("distribution.claimed", other, key=first["data"]["claim_id"])
+    await topics.produce(CLAIMED, other, key=first["data"]["claim_id"])
     # a later claim on the same partition shows that the ones before it were processed
     marker = claimed_event(unique("claim"), unique("clip"), influencer, campaign)
-    await topics.produce("distribution.claimed", marker, key=first["data"]["claim_id"])
+    await topics.produce(CLAIMED, marker, key=first["data"]["claim_id"])
 
     await api.wait_for_item(marker["data"]["claim_id"], influencer)
     assert sorted(r["id"] for r in await items_of(pool, influencer)) == sorted(
@@ -45,7 +46,7 @@ async def test_poison_claims_go_to_the_dlq_with_a_reason_and_the_agent_goes_on(
                                               None),
     }
     for key, value in poison.items():
-        await topics.produce("distribution.claimed", value, key=key)
+        await topics.produce(CLAIMED, value, key=key)
 
     async def all_dead_lettered():
         found = {key: await dlq_for(topics, key) for key in poison}

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+from app.topics import FAILED, PUBLISHED
 from tests.clients import claim_and_wait
 from tests.factories import claimed_event, unique
 from tests.fakes.platform_server import Answer
@@ -91,7 +92,7 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
         assert len(fake_platforms.posts_for(item_id, platform)) == 1
 
     published = await eventually(
-        lambda: topics.records_for("distribution.published", item_id), timeout=20,
+        lambda: topics.records_for(PUBLISHED, item_id), timeout=20,
         what="the published event")
     assert len({e["event_id"] for e in published}) == 1
     event = published[0]
@@ -101,7 +102,7 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
     assert {p["platform"] for p in event["data"]["platforms"]} == {"tiktok", "instagram",
                                                                   "youtube"}
     assert [r["platform"] for r in event["data"]["results"]] == ["instagram"]
-    failed = await topics.records_for("distribution.failed", item_id)
+    failed = await topics.records_for(FAILED, item_id)
     assert len({e["event_id"] for e in failed}) == 1
     assert event_schema_errors(event, "distribution.published.schema.json") == []
     assert event_schema_errors(failed[0], "distribution.failed.schema.json") == []

@@ -35,6 +35,7 @@ from tests.fakes.secure_broker import BrokerTls, SecuredBroker
 from app.topics import SERVICE_TOPICS as TOPICS
 from app.replay import read_topics
 from app.settings import Settings
+from app.topics import CLAIMED
 from tests.clients import Api
 from tests.factories import claimed_event, unique
 from tests.stack import ROOT, worker_process
@@ -118,7 +119,7 @@ async def produce_claim(bootstrap: str, security: dict, item_id: str, influencer
     await producer.start()
     try:
         event = claimed_event(item_id, unique("clip"), influencer, unique("campaign"))
-        await producer.send_and_wait("distribution.claimed", json.dumps(event).encode(),
+        await producer.send_and_wait(CLAIMED, json.dumps(event).encode(),
                                      key=item_id.encode())
     finally:
         await producer.stop()

@@ -17,6 +17,7 @@ import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 
+from app.topics import CLAIMED_DLQ, PUBLISHED
 from tests.factories import claimed_event, unique
 from tests.support import eventually
 
@@ -90,7 +91,7 @@ async def test_a_worker_killed_while_ingesting_claims_loses_and_doubles_none(
     assert {r["status"] for r in rows} == {"claimed"}
     assert {r["campaign_id"] for r in rows} == {campaign}
     # nothing refused: a redelivered event is a duplicate, not a dead letter
-    dead = await stack.topics.read_all("distribution.claimed.dlq")
+    dead = await stack.topics.read_all(CLAIMED_DLQ)
     assert [r for r in dead if r.key and r.key.decode() in claims] == []
 
     # the second worker saw part of the stream again (what the first had not committed)
@@ -231,7 +232,7 @@ async def test_a_worker_killed_while_publishing_due_items_posts_each_once_per_pl
 
     async def every_item_on_the_topic():
         seen = defaultdict(list)
-        for record in await stack.topics.read_all("distribution.published"):
+        for record in await stack.topics.read_all(PUBLISHED):
             key = record.key.decode() if record.key else None
             if key in mine:
                 seen[key].append(json.loads(record.value)["event_id"])

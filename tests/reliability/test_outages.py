@@ -18,6 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from app.topics import COMMANDS, FAILED, PUBLISHED
 from tests.clients import claim_all_and_wait
 from tests.factories import new_claimed_event, unique
 from tests.fakes.platform_server import Answer
@@ -419,7 +420,7 @@ async def test_a_broker_pause_answers_within_bounds_and_relays_the_outbox_once_i
 
         async def results_sent():
             values = [json.loads(r.value) for r in
-                      await stack.topics.read_all("distribution.commands")
+                      await stack.topics.read_all(COMMANDS)
                       if r.key and r.key.decode() in publishing]
             return {v["item_id"] for v in values if v.get("kind") == "platform-result"
                     and v["payload"].get("outcome") == "published"} == set(publishing)
@@ -502,11 +503,11 @@ async def test_a_broker_pause_answers_within_bounds_and_relays_the_outbox_once_i
         outbox_ids = {str(r["event_id"]) for r in relayed if r["partition_key"] == item_id}
         assert len(outbox_ids) == 1, outbox_ids
         ids = Counter(e["event_id"] for e in
-                      await stack.topics.records_for("distribution.published", item_id))
+                      await stack.topics.records_for(PUBLISHED, item_id))
         lost += len(outbox_ids - set(ids))
         doubled += len(set(ids) - outbox_ids)
         repeated += sum(n - 1 for n in ids.values())
-    failed_events = sum([len(await stack.topics.records_for("distribution.failed", i))
+    failed_events = sum([len(await stack.topics.records_for(FAILED, i))
                          for i in publishing])
 
     # nothing corrupted: each item posted once and published with that post; the mutated

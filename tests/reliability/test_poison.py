@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from app.topics import CLAIMED, COMMANDS, COMMANDS_DLQ
 from tests.clients import claim_and_wait
 from tests.factories import claimed_event, unique
 from tests.support import eventually, token
@@ -142,7 +143,7 @@ async def test_poison_claims_go_to_the_dlq_and_valid_claims_after_each_still_mak
             t0 = time.monotonic()
             key = unique(poison.name)
             keys.append(key)
-            await producer.send_and_wait("distribution.claimed", poison.value,
+            await producer.send_and_wait(CLAIMED, poison.value,
                                          key=key.encode())
             [record] = await dlq.wait_for(key)
             assert record["reason"] == poison.reason, (poison.name, record)
@@ -159,7 +160,7 @@ async def test_poison_claims_go_to_the_dlq_and_valid_claims_after_each_still_mak
             fresh = claimed_event(unique("claim"), known_clip if poison.name == "unknown-clip"
                                   else unique("clip"), influencer,
                                   None if poison.name == "unknown-clip" else unique("campaign"))
-            await producer.send_and_wait("distribution.claimed", event_bytes(fresh),
+            await producer.send_and_wait(CLAIMED, event_bytes(fresh),
                                          key=key.encode())
             item = await api.wait_for_item(fresh["data"]["claim_id"], influencer, timeout=30)
             assert item["status"] == "claimed"
@@ -219,7 +220,7 @@ async def test_poison_commands_go_to_the_dlq_and_the_item_still_answers_commands
     try:
         for n, poison in enumerate(poisons, start=1):
             key = item_id  # the item's partition: its next command comes after the poison
-            await producer.send_and_wait("distribution.commands", poison.value,
+            await producer.send_and_wait(COMMANDS, poison.value,
                                          key=key.encode())
             # the DLQ is keyed as received (the item id): the n-th record is this poison
             records = await eventually(
@@ -337,7 +338,7 @@ async def test_poison_http_requests_get_a_4xx_and_valid_requests_still_get_answe
         answered += 1
 
     # nothing of the poison reached the commands DLQ either (refused at the door)
-    dlq = await stack.topics.read_all("distribution.commands.dlq")
+    dlq = await stack.topics.read_all(COMMANDS_DLQ)
     lost = len(poisons) - refused + len(poisons) - answered
     doubled = 0
     assert lost == 0 and not dlq, dlq

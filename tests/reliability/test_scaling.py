@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from app.topics import CLAIMED
 from tests.factories import claimed_event, unique
 from tests.support import eventually
 
@@ -23,9 +24,9 @@ async def test_a_third_worker_joins_and_one_leaves_under_load_without_losing_a_c
     async def produce() -> None:
         for n, item_id in enumerate(ids):
             event = claimed_event(item_id, unique("clip"), influencer, "campaign")
-            await stack.topics.produce("distribution.claimed", event, key=item_id)
+            await stack.topics.produce(CLAIMED, event, key=item_id)
             if n % 100 == 0:  # a redelivery now and then
-                await stack.topics.produce("distribution.claimed", event, key=item_id)
+                await stack.topics.produce(CLAIMED, event, key=item_id)
             await asyncio.sleep(0.005)
 
     async def requests(workers, claimed: list[str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from app.topics import PUBLISHED
 from tests.clients import claim_and_wait
 from tests.fakes.platform_server import Answer
 from tests.support import eventually
@@ -97,7 +98,7 @@ async def test_an_item_stuck_in_publishing_is_finished_after_the_lease_without_p
     event_id = str(outbox[0]["event_id"])
 
     async def relayed():
-        records = await stack.topics.records_for("distribution.published", item_id)
+        records = await stack.topics.records_for(PUBLISHED, item_id)
         return records or None
 
     records = await eventually(relayed, timeout=30, interval=0.2,

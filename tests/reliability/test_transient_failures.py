@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from app.topics import PUBLISHED
 from tests.clients import claim_and_wait
 from tests.fakes.platform_server import Answer, Call
 from tests.support import eventually
@@ -88,7 +89,7 @@ def assert_seen_retrying(seen: list[tuple[float, dict]], platform: str, up_to: i
 
 async def published_events(stack, item_id: str) -> list[dict]:
     async def found():
-        return await stack.topics.records_for("distribution.published", item_id) or None
+        return await stack.topics.records_for(PUBLISHED, item_id) or None
     return await eventually(found, timeout=30, interval=0.2,
                             what=f"published event of {item_id}")
 

@@ -43,8 +43,8 @@ def publishing_item(platforms: tuple[str, ...] = ("tiktok", "instagram"),
     return apply(claimed_item(), c.Publish(list(platforms)), now=now).item
 
 
-def claim_attempt(item: Item, platform: str, now: datetime = NOW) -> Item:
-    """What the publisher's claim query does before a call: the attempt is recorded.
+def lease_attempt(item: Item, platform: str, now: datetime = NOW) -> Item:
+    """What leasing an attempt does before the call (the lease rule: app/db/queue.py).
 
     It is a row-level update outside the state machine (status `publishing`, attempts + 1,
     next_attempt_at = lease expiry), so the item's version is untouched.
@@ -65,8 +65,8 @@ def result(platform: str, outcome: str, key: int = 1, **fields) -> c.RecordPlatf
 
 
 def answer(item: Item, platform: str, outcome: str, now: datetime = NOW, **fields) -> Decision:
-    """Claim an attempt for the platform, then record the platform's answer to it."""
-    item = claim_attempt(item, platform, now)
+    """Lease an attempt for the platform, then record the platform's answer to it."""
+    item = lease_attempt(item, platform, now)
     key = item.platform_status[Platform(platform)].key_attempt
     return apply(item, result(platform, outcome, key, **fields), now=now)
 

@@ -228,7 +228,7 @@ class ItemLifecycle(RuleBasedStateMachine):
     # -- the publisher and the platforms ---------------------------------------------------
 
     def claimable(self) -> list[Platform]:
-        """What the publisher's claim query would pick: pending, or a lease that ran out."""
+        """What leasing would pick: pending, or a lease that ran out."""
         if self.item.status is not S.PUBLISHING:
             return []
         return [p for p, r in self.item.platform_status.items()
@@ -247,7 +247,7 @@ class ItemLifecycle(RuleBasedStateMachine):
         row = self.item.platform_status[platform]
         assert platform not in self.ever_published, f"{platform} is being posted again"
         self.now = max(self.now, row.next_attempt_at or self.now)
-        # The claim query records the attempt before the call (a row update, no new version).
+        # Leasing records the attempt before the call (a row update, no new version).
         row = replace(row, status=PlatformState.PUBLISHING, attempts=row.attempts + 1,
                       next_attempt_at=self.now + LEASE)
         self.item = replace(self.item, platform_status={**self.item.platform_status,

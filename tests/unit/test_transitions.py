@@ -17,7 +17,7 @@ from app.domain.retry import backoff_seconds
 from app.domain.rules import Policy
 from app.domain.transitions import ALLOWED_FROM, MISSED, decide
 
-from .builders import (NOW, OWNER, POLICY, STRANGER, answer, apply, claim_attempt,
+from .builders import (NOW, OWNER, POLICY, STRANGER, answer, apply, lease_attempt,
                        claimed_item, failed_item, item_in, published_item, publishing_item,
                        result, scheduled_item)
 
@@ -142,7 +142,7 @@ def test_system_commands_need_no_owner():
     item = scheduled_item()
     assert decide(item, None, c.PublishDue(item.scheduled_at), item.scheduled_at,
                   POLICY).item.status is Status.PUBLISHING
-    item = claim_attempt(publishing_item(("tiktok",)), "tiktok")
+    item = lease_attempt(publishing_item(("tiktok",)), "tiktok")
     assert decide(item, None, result("tiktok", "published"), NOW,
                   POLICY).item.status is Status.PUBLISHED
 
@@ -405,7 +405,7 @@ def test_a_transient_answer_to_a_superseded_attempt_is_ignored():
     item = answer(item, "tiktok", "rejected").item  # tiktok failed, key now 2
     item = apply(item, result("instagram", "rejected")).item
     item = apply(item, c.Retry()).item
-    item = claim_attempt(item, "tiktok")
+    item = lease_attempt(item, "tiktok")
     for stale in (result("tiktok", "transient", key=1), result("tiktok", "rejected", key=1)):
         decision = apply(item, stale)
         assert decision.item is item and decision.events == []
@@ -480,8 +480,8 @@ def test_the_failure_reason_names_every_failed_platform():
 
 def test_an_answer_from_a_publisher_whose_lease_ran_out_still_counts():
     item = publishing_item(("tiktok",))
-    item = claim_attempt(item, "tiktok")
-    item = claim_attempt(item, "tiktok", now=NOW + timedelta(minutes=5))  # lease re-claimed
+    item = lease_attempt(item, "tiktok")
+    item = lease_attempt(item, "tiktok", now=NOW + timedelta(minutes=5))  # the lease taken again
     decision = apply(item, result("tiktok", "published", key=1))
     assert decision.item.status is Status.PUBLISHED
 
