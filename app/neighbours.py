@@ -4,21 +4,29 @@ campaign lookup is a read of its table: app/db/clips.py.)"""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from urllib.parse import quote
 
 import aiohttp
+from pydantic import BaseModel, Field
 
 from app.domain.errors import NotFound, Unavailable
+from app.platforms.http import parse_retry_after
 
 
-@dataclass(frozen=True)
-class Media:
-    url: str
-    duration_seconds: float
+class Media(BaseModel):
+    """Where a clip's rendered media lives, as M06 answers it."""
+
+    url: str = Field(min_length=1)
+    duration_seconds: float = Field(ge=0)
+    size_bytes: int | None = Field(None, ge=0)
+    content_type: str | None = None
 
 
 class MediaLocator:
-    """Where a clip's rendered media lives (M06 owner API), or a deterministic stand-in."""
+    """Where a clip's rendered media lives (M06 owner API), or a deterministic stand-in.
+
+    A clip M06 has no media for is `NotFound`; M06 unreachable, slow, refusing or answering
+    what we cannot read is `Unavailable` (with M06's `retry_after`, if it gave one)."""
 
     STAND_IN_SECONDS = 30.0
 
@@ -30,19 +38,23 @@ class MediaLocator:
     async def media_for(self, clip_id: str) -> Media:
         if self.base_url is None:
             name = uuid.uuid5(uuid.NAMESPACE_URL, clip_id).hex
-            return Media(f"https://media.local/clips/{name}.mp4", self.STAND_IN_SECONDS)
+            return Media(url=f"https://media.local/clips/{name}.mp4",
+                         duration_seconds=self.STAND_IN_SECONDS)
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
+        url = f"{self.base_url}/api/v1/clips/{quote(clip_id, safe='')}/media"
         try:
-            async with self._session.get(f"{self.base_url}/api/v1/clips/{clip_id}/media") as r:
-                if r.status == 404:
-                    raise NotFound("the clip's media is not known", clip_id=clip_id)
-                r.raise_for_status()
-                body = await r.json()
-                return Media(body["url"], float(body.get("duration_seconds") or 0))
-        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
-            raise Unavailable("the media service cannot be reached", reason=str(exc)) from exc
-
+            async with self._session.get(url) as response:
+                if response.status == 404:
+                    raise NotFound("M06 has no media for the clip", clip_id=clip_id)
+                if response.status != 200:
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    raise Unavailable(f"M06 answered {response.status}", clip_id=clip_id,
+                                      **({"retry_after": retry_after} if retry_after else {}))
+                return Media.model_validate(await response.json(content_type=None))
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValidationError too
+            raise Unavailable("M06 cannot be reached or answered what we cannot read",
+                              clip_id=clip_id, reason=type(exc).__name__) from exc
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -1,5 +1,9 @@
 """One platform attempt: where the clip's media is, the call to the platform, and the
-answer sent back as a command keyed by the item id (the item's partition applies it)."""
+answer sent back as a command keyed by the item id (the item's partition applies it).
+
+A media lookup that fails is answered like a platform's failure, so that the state machine
+settles it: M06 unreachable is transient (backoff, then failed once the attempts are
+spent), a clip without media fails that platform at once. Never an item left publishing."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import random
 import uuid
 
 from app.db.queue import PlatformAttempt
+from app.domain.errors import NotFound, Unavailable
+from app.domain.model import Outcome
 from app.neighbours import MediaLocator
 from app.platforms.gateway import PlatformGateway, PostRequest, PublishOutcome
 from app.topics import Send
@@ -16,13 +22,22 @@ from app.wire import PlatformResultCommand, PlatformResultPayload, send_commands
 log = logging.getLogger("distribution.publisher")
 
 
-def platform_result_command(attempt: PlatformAttempt, request: PostRequest,
+def media_failure(error: NotFound | Unavailable) -> PublishOutcome:
+    """What a failed media lookup means for the attempt."""
+    if isinstance(error, NotFound):
+        return PublishOutcome(Outcome.REJECTED, error=f"media: {error.message}")
+    return PublishOutcome(Outcome.TRANSIENT, error=f"media: {error.message}",
+                          retry_after=error.details.get("retry_after"))
+
+
+def platform_result_command(attempt: PlatformAttempt,
                             outcome: PublishOutcome) -> PlatformResultCommand:
     # Unique per call: after a manual retry resets the attempts, an unresolved platform
     # posts again with the same key and attempt number, and its answer must not be taken
     # for a repeat of the earlier round's (a redelivered message keeps its id).
+    key = f"{attempt.item_id}:{attempt.platform}:{attempt.key_attempt}"
     return PlatformResultCommand(
-        command_id=f"result:{request.idempotency_key}:{attempt.attempts}:{uuid.uuid4().hex}",
+        command_id=f"result:{key}:{attempt.attempts}:{uuid.uuid4().hex}",
         item_id=attempt.item_id,
         payload=PlatformResultPayload(
             platform=attempt.platform, key_attempt=attempt.key_attempt,
@@ -33,17 +48,25 @@ def platform_result_command(attempt: PlatformAttempt, request: PostRequest,
 
 async def publish_attempt(attempt: PlatformAttempt, gateway: PlatformGateway,
                           media: MediaLocator, send: Send) -> PublishOutcome:
-    """Make one leased attempt and send its answer. Raises when it cannot complete (no
-    media, no broker): the lease then runs out and the attempt is made again."""
-    location = await media.media_for(attempt.clip_id)
-    request = PostRequest(item_id=attempt.item_id, platform=attempt.platform,
-                          clip_id=attempt.clip_id, influencer_id=attempt.influencer_id,
-                          media_url=location.url, caption=attempt.caption,
-                          overlays=attempt.overlays, key_attempt=attempt.key_attempt)
-    outcome = await gateway.post(request)
-    log.info("platform answered", extra={
-        "item_id": attempt.item_id, "platform": attempt.platform, "attempt": attempt.attempts,
-        "idempotency_key": request.idempotency_key, "outcome": outcome.outcome.value,
-        "error": outcome.error})
-    await send_commands(send, [platform_result_command(attempt, request, outcome)])
+    """Make one leased attempt and send its answer. Raises when the answer cannot be sent
+    (no broker): the lease then runs out and the attempt is made again, with the same key."""
+    try:
+        location = await media.media_for(attempt.clip_id)
+    except (NotFound, Unavailable) as exc:
+        outcome = media_failure(exc)
+        log.warning("media lookup failed", extra={
+            "item_id": attempt.item_id, "platform": attempt.platform,
+            "clip_id": attempt.clip_id, "attempt": attempt.attempts,
+            "outcome": outcome.outcome.value, "error": outcome.error})
+    else:
+        request = PostRequest(item_id=attempt.item_id, platform=attempt.platform,
+                              clip_id=attempt.clip_id, influencer_id=attempt.influencer_id,
+                              media_url=location.url, caption=attempt.caption,
+                              overlays=attempt.overlays, key_attempt=attempt.key_attempt)
+        outcome = await gateway.post(request)
+        log.info("platform answered", extra={
+            "item_id": attempt.item_id, "platform": attempt.platform,
+            "attempt": attempt.attempts, "idempotency_key": request.idempotency_key,
+            "outcome": outcome.outcome.value, "error": outcome.error})
+    await send_commands(send, [platform_result_command(attempt, outcome)])
     return outcome

@@ -19,6 +19,7 @@ from app.db.pool import create_pool
 from app.embedded import Broker, WorkerProcess
 from tests.clients import Api, Topics
 from tests.databases import DatabaseServer, EmbeddedPostgres
+from tests.fakes.media_server import FakeMediaServer
 from tests.fakes.platform_server import FakePlatformServer
 from tests.support import DOWNLOAD_SECRET, JWT_SECRET
 
@@ -62,6 +63,7 @@ class Stack:
     database_url: str
     pool: asyncpg.Pool
     platforms: FakePlatformServer
+    media: FakeMediaServer  # M06
     topics: Topics
     session: aiohttp.ClientSession
     logs: Path
@@ -72,7 +74,8 @@ class Stack:
         """A new worker process posting to the fake platforms (not yet ready: await
         `.ready()`); stopped with the stack."""
         settings = {"DISTRIBUTION_PLATFORM_GATEWAY_URL": self.platforms.url,
-                    "DISTRIBUTION_PLATFORM_TIMEOUT_SECONDS": "2", **env}
+                    "DISTRIBUTION_PLATFORM_TIMEOUT_SECONDS": "2",
+                    "DISTRIBUTION_MEDIA_BASE_URL": self.media.url, **env}
         proc = worker_process(self.database_url, self.broker.bootstrap,
                               self.logs / f"worker-{len(self.workers) + 1}.log", **settings)
         self.workers.append(proc.start())
@@ -88,12 +91,13 @@ class Stack:
 @contextlib.asynccontextmanager
 async def open_stack(logs: Path, *, database_server: DatabaseServer | None = None,
                      own_postgres: bool = False, broker: Broker | None = None,
-                     platforms: FakePlatformServer | None = None) -> AsyncIterator[Stack]:
+                     platforms: FakePlatformServer | None = None,
+                     media: FakeMediaServer | None = None) -> AsyncIterator[Stack]:
     """A stack logging into `logs`, on a fresh database cloned on `database_server`, or,
     with `own_postgres`, on an embedded PostgreSQL of its own (`stack.postgres`). A `broker`
     or `platforms` passed in are shared and left running; otherwise the stack starts its
-    own. Workers, clients and whatever the stack started are stopped on the way out, and
-    its database dropped."""
+    own (likewise the fake M06, `media`). Workers, clients and whatever the stack started
+    are stopped on the way out, and its database dropped."""
     if own_postgres == (database_server is not None):
         raise ValueError("a stack needs either a database_server or own_postgres")
     async with contextlib.AsyncExitStack() as parts:
@@ -112,13 +116,18 @@ async def open_stack(logs: Path, *, database_server: DatabaseServer | None = Non
             platforms = FakePlatformServer()
             platforms.start_in_thread()
             parts.callback(platforms.stop_thread)
+        if media is None:
+            media = FakeMediaServer()
+            media.start_in_thread()
+            parts.callback(media.stop_thread)
         pool = await create_pool(database_url, 1, 8)
         parts.callback(pool.terminate)  # its connections may have died with its server
         topics = await Topics(broker.bootstrap).start()
         parts.push_async_callback(topics.stop)
         session = await parts.enter_async_context(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)))
-        stack = Stack(broker, database_url, pool, platforms, topics, session, logs, postgres)
+        stack = Stack(broker, database_url, pool, platforms, media, topics, session, logs,
+                      postgres)
 
         def stop_workers() -> None:
             if postgres is not None:

@@ -1,6 +1,6 @@
 """One worker process for all the end-to-end tests (starting one takes seconds), on a
-database of its own cloned from the template, the session's broker, and a fake platform
-server (a real HTTP server on loopback)."""
+database of its own cloned from the template, the session's broker, a fake platform
+server and a fake M06 (real HTTP servers on loopback)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,12 @@ def pool(service_stack):
     once (the tests keep apart by unique ids), not the fresh one per test of the root
     conftest."""
     return service_stack.pool
+
+
+@pytest.fixture(scope="session")
+def fake_media(service_stack):
+    """M06 as the session's worker reaches it."""
+    return service_stack.media
 
 
 @pytest.fixture(scope="session")

@@ -143,3 +143,25 @@ async def test_a_scheduled_item_is_published_when_its_time_comes_without_any_req
     first_post = min(datetime.fromisoformat(p["published_at"]) for p in item["platform_status"])
     assert first_post >= when
     assert len(fake_platforms.posts_for(item_id)) == 2
+
+
+async def test_m06_outages_are_retried_and_a_clip_without_media_fails_without_a_post(
+        api, topics, pool, fake_platforms, fake_media):
+    flaky_id, flaky_clip, influencer, _, _ = await claim_item(topics, api, pool, True)
+    lost_id, lost_clip, lost_owner, _, _ = await claim_item(topics, api, pool, True)
+    fake_media.script(flaky_clip, 503)  # M06 down once: retried after its Retry-After
+    fake_media.script(lost_clip, 404)  # M06 has no media for this clip
+
+    assert (await api.post(flaky_id, "publish", influencer, {"platform": "tiktok"}))[0] == 202
+    assert (await api.post(lost_id, "publish", lost_owner, {"platform": "youtube"}))[0] == 202
+
+    published = await api.wait_for_item(flaky_id, influencer, status="published")
+    [row] = published["platform_status"]
+    assert row["attempts"] == 2 and row["post_id"]
+    assert [p.body["media_url"] for p in fake_platforms.posts_for(flaky_id)] == [
+        fake_media.media_url(flaky_clip)]
+    failed = await api.wait_for_item(lost_id, lost_owner, status="failed")
+    [row] = failed["platform_status"]
+    assert row["error"] == "media: M06 has no media for the clip"
+    assert failed["failure_reason"] == "failed on youtube"
+    assert fake_platforms.calls_for(lost_id) == []  # no platform was asked to post it

@@ -30,6 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .loopback import LoopbackServer
+
 PLATFORMS = ("tiktok", "instagram", "youtube", "snapchat")
 POSTS_ROUTE = "/v1/platforms/{platform}/posts"
 
@@ -100,11 +102,10 @@ class Post:
         return self.body.get("item_id")
 
 
-class FakePlatformServer:
+class FakePlatformServer(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", platforms: tuple[str, ...] = PLATFORMS) -> None:
-        self.host = host
+        super().__init__(host)
         self.platforms = tuple(platforms)
-        self.port: int | None = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._scripts: dict[str, deque[Answer]] = {}
@@ -112,91 +113,9 @@ class FakePlatformServer:
         self._posts: list[Post] = []
         self._by_key: dict[str, Post] = {}
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._stopping: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
-    # ---- lifecycle -------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("FakePlatformServer is not started")
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> str:
-        if self._runner is not None:
-            raise RuntimeError("FakePlatformServer is already started")
-        self._stopping = asyncio.Event()
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post(POSTS_ROUTE, self._handle)
-        runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True,
-                               shutdown_timeout=2.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, 0)
-        await site.start()
-        self._runner = runner
-        self.port = runner.addresses[0][1]
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is None:
-            return
-        assert self._stopping is not None
-        self._stopping.set()  # hanging handlers return at once
-        runner, self._runner = self._runner, None
-        await runner.cleanup()
-
-    async def __aenter__(self) -> FakePlatformServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def start_in_thread(self, timeout: float = 10.0) -> str:
-        """Run the server in its own event loop on a daemon thread; returns its URL."""
-        if self._thread is not None:
-            raise RuntimeError("FakePlatformServer is already running in a thread")
-        loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        thread = threading.Thread(target=run, name="fake-platform-server", daemon=True)
-        thread.start()
-        self._loop, self._thread = loop, thread
-        try:
-            return asyncio.run_coroutine_threadsafe(self.start(), loop).result(timeout)
-        except BaseException:
-            self.stop_thread(timeout)
-            raise
-
-    def stop_thread(self, timeout: float = 10.0) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            if not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout)
-        finally:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
-            self._loop = self._thread = None
-
-    def __enter__(self) -> FakePlatformServer:
-        self.start_in_thread()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
 
     # ---- programming and inspection (any thread) ---------------------------------------
 
@@ -257,11 +176,7 @@ class FakePlatformServer:
             answer, response = self._decide(platform, key, body)
             self._changed.notify_all()
         if answer is not None and answer.kind == "hang":
-            assert self._stopping is not None
-            try:
-                await asyncio.wait_for(self._stopping.wait(), answer.seconds)
-            except TimeoutError:
-                pass
+            await self.hang(answer.seconds)
         return response
 
     def _decide(self, platform: str, key: str | None,

@@ -23,6 +23,7 @@ from app.settings import Settings
 from app.topics import COMMANDS, FAILED, PUBLISHED, Message
 from app.wire import ClaimData, make_command, parse_command
 from tests.factories import claim, unique
+from tests.fakes.media_server import FakeMediaServer
 
 POLICY = Policy(min_schedule_lead=timedelta(seconds=0))
 LEASE = timedelta(seconds=30)
@@ -203,3 +204,81 @@ async def test_only_one_relay_sends_at_a_time(pool):
         send = Outbox()
         assert await relay_outbox(pool, settings(), send) == 0  # another relay leads
         assert send.messages == []
+
+
+# ------------------------------------------------------------------------------------------
+# M06, the media lookup before each call
+
+
+async def attempt_round(pool, gateway, media, now: datetime) -> list[dict]:
+    """Leases what is due at `now`, makes each attempt, applies the answers; the replies."""
+    send = Outbox()
+    for attempt in await lease_platform_attempts(pool, now, 10, LEASE):
+        await publish_attempt(attempt, gateway, media, send)
+    return await apply_sent(pool, send.messages, now)
+
+
+async def test_a_clip_m06_has_no_media_for_fails_that_platform_at_once_without_a_call(pool):
+    now = utcnow()
+    item = await claim(pool, now)
+    await apply(pool, "publish", item, {"platforms": ["youtube"]}, now, actor=item.influencer_id)
+    gateway = SimulatedGateway("")
+    async with FakeMediaServer() as m06:
+        m06.script(item.clip_id, 404)
+        media = MediaLocator(m06.url, 2.0)
+        try:
+            [reply] = await attempt_round(pool, gateway, media, now)
+        finally:
+            await media.close()
+    final = reply["item"]
+    assert (final["status"], final["failure_reason"]) == ("failed", "failed on youtube")
+    [row] = final["platform_status"]
+    assert row["status"] == "failed" and row["error"] == "media: M06 has no media for the clip"
+    assert gateway.attempts == []  # nothing was sent to the platform
+
+
+async def test_m06_failing_for_a_while_is_retried_with_backoff_then_the_platform_published(
+        pool):
+    now = utcnow()
+    item = await claim(pool, now)
+    await apply(pool, "publish", item, {"platforms": ["tiktok"]}, now, actor=item.influencer_id)
+    gateway = SimulatedGateway("")
+    async with FakeMediaServer() as m06:
+        m06.script(item.clip_id, 503)
+        media = MediaLocator(m06.url, 2.0)
+        try:
+            [reply] = await attempt_round(pool, gateway, media, now)
+            [row] = reply["item"]["platform_status"]
+            assert (row["status"], row["attempts"]) == ("pending", 1)
+            assert row["error"] == "media: M06 answered 503"
+            retry_at = datetime.fromisoformat(row["next_attempt_at"])
+            assert retry_at >= now + timedelta(seconds=1)  # M06's Retry-After is a floor
+            assert await attempt_round(pool, gateway, media, retry_at - timedelta(
+                milliseconds=1)) == []  # not before its time
+            [reply] = await attempt_round(pool, gateway, media, retry_at)
+        finally:
+            await media.close()
+        assert [lookup.status for lookup in m06.lookups_for(item.clip_id)] == [503, 200]
+    assert reply["item"]["status"] == "published"
+    assert [r.media_url for r in gateway.posts] == [FakeMediaServer.media_url(item.clip_id)]
+
+
+async def test_m06_never_answering_fails_the_platform_once_its_attempts_are_spent(pool):
+    now = utcnow()
+    item = await claim(pool, now)
+    await apply(pool, "publish", item, {"platforms": ["instagram"]}, now,
+                actor=item.influencer_id)
+    async with FakeMediaServer() as m06:
+        m06.script(item.clip_id, *[503] * POLICY.max_platform_attempts)
+        media = MediaLocator(m06.url, 2.0)
+        statuses = []
+        try:
+            for _ in range(POLICY.max_platform_attempts):
+                now += timedelta(seconds=POLICY.backoff_max_seconds + 1)
+                [reply] = await attempt_round(pool, SimulatedGateway(""), media, now)
+                statuses.append(reply["item"]["platform_status"][0]["status"])
+        finally:
+            await media.close()
+    assert statuses == ["pending"] * (POLICY.max_platform_attempts - 1) + ["failed"]
+    assert reply["item"]["status"] == "failed"
+    assert await lease_platform_attempts(pool, now + timedelta(days=1), 10, LEASE) == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import aiohttp
 
 from tests.clients import claim_and_wait
-from tests.support import eventually
+from tests.support import eventually, operator_token
 
 
 async def test_a_worker_polled_for_readiness_from_its_start_becomes_ready(stack,
@@ -34,5 +34,10 @@ async def test_a_worker_polled_for_readiness_from_its_start_becomes_ready(stack,
     code, body = await api.post(item_id, "overlays", influencer,
                                 {"type": "intro", "duration_seconds": 1})
     assert code == 200, body
+    # The statistics route answers on a worker that has counted no outcome yet
+    code, stats = await api.call("GET", f"{worker.url}/api/v1/distribution/stats",
+                                 headers={"Authorization": f"Bearer {operator_token()}"})
+    assert code == 200, stats
+    assert stats["platforms"]["tiktok"] == {"published": 0, "failed": 0}
     record_figures(events=len(statuses), faults=0, lost=0, doubled=0,
                    readiness_polls=len(statuses), not_ready_answers=statuses.count(503))
