@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from app.db.items import NewItem
 from app.db.read_model import item_json
-from app.db.unit_of_work import unit_of_work
+from app.db.unit_of_work import UnitOfWork, unit_of_work
 from app.domain import events as e
 from app.domain.errors import DomainError, NotFound
+from app.domain.model import Item
+from app.domain.quota import check_quota, planned_posts
 from app.domain.rules import Policy, claim_expires_at
-from app.domain.transitions import decide
+from app.domain.transitions import Decision, decide
 from app.envelope import outcome_envelopes
 from app.wire import ClaimData, Command
 
@@ -55,6 +57,7 @@ async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Po
             if stored is None:
                 raise NotFound(item_id=command.item_id)
             decision = decide(stored.item, command.actor_of(), order, now, policy)
+            await check_posting_limits(uow, stored.item, order, decision, now, policy)
         except DomainError as err:
             applied = Applied(error_reply(err))
             log.info("command refused", extra=_log_extra(
@@ -79,6 +82,24 @@ async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Po
                                   applied.reply)
         await uow.commit()
     return applied
+
+
+#: Posts this long before a planned one can share its window (a Pacific day of 25 hours
+#: included).
+QUOTA_LOOKBACK = timedelta(hours=26)
+
+
+async def check_posting_limits(uow: UnitOfWork, item: Item, order: object,
+                               decision: Decision, now: datetime, policy: Policy) -> None:
+    """QuotaExceeded when a post the command plans does not fit the account's limit on its
+    platform, counted over what the account has posted and planned."""
+    planned = planned_posts(order, decision.events, decision.item.platforms, now)
+    limited = {platform for platform, _ in planned if platform in policy.quotas}
+    if not limited:
+        return
+    since = min(when for _, when in planned) - QUOTA_LOOKBACK
+    usage = await uow.posts.times(item.influencer_id, limited, since, now, item.id)
+    check_quota(planned, usage, policy.quotas)
 
 
 def _log_extra(command: Command, **fields: Any) -> dict[str, Any]:

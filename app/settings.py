@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.domain.model import Platform
+from app.domain.quota import QuotaRule, Window
 from app.domain.rules import CaptionLimits, Policy
 
 
@@ -58,6 +60,10 @@ class Settings(BaseSettings):
     platform_timeout_seconds: float = 10.0
     simulated_failures: str = ""  # e.g. "instagram:rejected:1,youtube:transient:2"
     max_platform_attempts: int = 5
+    # Posting limits per account, checked when a post is planned (0: no limit).
+    quota_instagram_posts_per_24h: int = Field(50, ge=0)
+    quota_tiktok_posts_per_24h: int = Field(15, ge=0)
+    quota_youtube_uploads_per_pacific_day: int = Field(100, ge=0)
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
     publish_lease_seconds: float = 60.0
@@ -126,7 +132,15 @@ class Settings(BaseSettings):
             max_platform_attempts=self.max_platform_attempts,
             backoff_base_seconds=self.backoff_base_seconds,
             backoff_max_seconds=self.backoff_max_seconds,
+            quotas=self.quotas(),
         )
+
+    def quotas(self) -> dict[Platform, QuotaRule]:
+        caps = {Platform.INSTAGRAM: (self.quota_instagram_posts_per_24h, Window.ROLLING_24H),
+                Platform.TIKTOK: (self.quota_tiktok_posts_per_24h, Window.ROLLING_24H),
+                Platform.YOUTUBE: (self.quota_youtube_uploads_per_pacific_day,
+                                   Window.PACIFIC_DAY)}
+        return {p: QuotaRule(cap, window) for p, (cap, window) in caps.items() if cap > 0}
 
     @property
     def faust_datadir(self) -> Path:

@@ -45,6 +45,12 @@ TEST_WORKER_SETTINGS = {
 }
 
 
+#: For scenarios where one account posts far more than a platform allows in a day.
+NO_POSTING_LIMITS = {"DISTRIBUTION_QUOTA_INSTAGRAM_POSTS_PER_24H": "0",
+                     "DISTRIBUTION_QUOTA_TIKTOK_POSTS_PER_24H": "0",
+                     "DISTRIBUTION_QUOTA_YOUTUBE_UPLOADS_PER_PACIFIC_DAY": "0"}
+
+
 def worker_process(database_url: str, bootstrap: str, log_path: Path,
                    **env: str) -> WorkerProcess:
     """A worker (not started yet) with the tests' settings and `env` over them. Its log is

@@ -16,13 +16,16 @@ log = logging.getLogger("distribution.web")
 STATUS_BY_CODE = {
     "invalid_request": 400, "unsupported_platform": 400, "unauthorized": 401,
     "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
-    "invalid_state_transition": 409, "idempotency_key_in_use": 409,
+    "invalid_state_transition": 409, "idempotency_key_in_use": 409, "quota_exceeded": 409,
     "payload_too_large": 413, "rule_violation": 422, "idempotency_key_mismatch": 422,
     "rate_limited": 429, "internal": 500, "unavailable": 503, "timeout": 504,
 }
 CODE_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
                   400: "invalid_request", 401: "unauthorized", 403: "forbidden"}
 RETRY_AFTER_SECONDS = 2
+#: Refusals that asking again will not change (the item's status; a full posting window
+#: for that time: `details.earliest` says when a post fits).
+NO_RETRY_AFTER = {"invalid_state_transition", "quota_exceeded"}
 #: Headers of aiohttp's own refusals worth keeping (405 names the allowed methods).
 KEPT_HEADERS = ("Allow",)
 
@@ -32,7 +35,7 @@ def error_response(code: str, message: str, details: dict | None = None,
     status = STATUS_BY_CODE.get(code, 400)
     headers = dict(headers or {})
     details = details or {}
-    if status in (409, 429, 503, 504) and code != "invalid_state_transition":
+    if status in (409, 429, 503, 504) and code not in NO_RETRY_AFTER:
         retry_after = details.get("retry_after_seconds", RETRY_AFTER_SECONDS)
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if code == "unauthorized":

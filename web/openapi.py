@@ -175,9 +175,12 @@ ERROR_RESPONSES: dict[str, tuple[int, list[str], str, dict[str, Any], str]] = {
         405, ["method_not_allowed"], "The route does not answer this method; `Allow` names "
         "those it does.", {"Allow": ref("Allow", "headers")}, "Method Not Allowed"),
     "Conflict": (
-        409, ["invalid_state_transition", "idempotency_key_in_use"],
+        409, ["invalid_state_transition", "quota_exceeded", "idempotency_key_in_use"],
         "The item's status does not allow this (`invalid_state_transition`, with "
-        "`details.status` and `details.allowed_from`), or a request with this "
+        "`details.status` and `details.allowed_from`); a post the request plans does not "
+        "fit the account's posting limit on a platform, scheduled posts included "
+        "(`quota_exceeded`, with `details.platform`, `details.cap`, `details.window` and "
+        "`details.earliest`, the first time a post there fits); or a request with this "
         "Idempotency-Key is still being processed (`idempotency_key_in_use`, with "
         "`Retry-After`).",
         {"Retry-After": {**HEADERS["RetryAfter"], "required": False,

@@ -252,3 +252,27 @@ WHERE ctid = ANY(ARRAY(SELECT ctid FROM distribution_idempotency_keys
 DELETE FROM distribution_processed_commands
 WHERE command_id = ANY(ARRAY(SELECT command_id FROM distribution_processed_commands
                              WHERE processed_at < $1 LIMIT $2))
+
+-- name: lock_account_posts
+-- Serialises the quota checks of one account on one platform until the transaction ends
+-- (two items of one influencer are two item locks). $1 influencer id, $2 platform
+SELECT pg_advisory_xact_lock(hashtext('distribution_quota:' || $1 || ':' || $2))
+
+-- name: account_post_times
+-- When each of an account's posts to a platform went out or is due, from $3 on: published
+-- ones, scheduled ones, and those being published now (counted at $4, now). The item $5,
+-- whose plan is being checked, is left out. $1 influencer id, $2 platform, $3 since,
+-- $4 now, $5 item id
+SELECT p.published_at AS at
+FROM distribution_platform_status p JOIN distribution_items i ON i.id = p.item_id
+WHERE i.influencer_id = $1 AND p.platform = $2 AND p.status = 'published'
+  AND p.published_at >= $3 AND i.id <> $5
+UNION ALL
+SELECT i.scheduled_at FROM distribution_items i
+WHERE i.influencer_id = $1 AND i.status = 'scheduled' AND $2 = ANY(i.platforms)
+  AND i.scheduled_at >= $3 AND i.id <> $5
+UNION ALL
+SELECT $4::timestamptz
+FROM distribution_platform_status p JOIN distribution_items i ON i.id = p.item_id
+WHERE i.influencer_id = $1 AND p.platform = $2 AND p.status IN ('pending', 'publishing')
+  AND i.id <> $5

@@ -12,6 +12,7 @@ import asyncpg
 from .clips import ClipRepository
 from .items import ItemRepository
 from .outbox import OutboxRepository
+from .posts import AccountPosts
 from .pool import CONNECTION_ERRORS, translate_errors
 from .queries import Q
 
@@ -37,6 +38,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(conn)
         self.commands = CommandLog(conn)
         self.clips = ClipRepository(conn)
+        self.posts = AccountPosts(conn)
         self._transaction = transaction
         self.committed = False
 

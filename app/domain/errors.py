@@ -61,6 +61,13 @@ class InvalidStateTransition(DomainError):
     code = "invalid_state_transition"
 
 
+class QuotaExceeded(DomainError):
+    """The post does not fit the platform's posting limit for the account; `details.earliest`
+    is the earliest time it would."""
+
+    code = "quota_exceeded"
+
+
 class RuleViolation(DomainError):
     """The request is well formed, but a rule of the item's lifecycle refuses it (schedule
     window, DST gap or fold, caption limits, claim window)."""
@@ -101,6 +108,6 @@ class Timeout(DomainError):
 ERRORS_BY_CODE: dict[str, type[DomainError]] = {
     c.code: c
     for c in (InvalidRequest, UnsupportedPlatform, Unauthorized, Forbidden, NotFound,
-              InvalidStateTransition, RuleViolation, IdempotencyKeyMismatch,
+              InvalidStateTransition, QuotaExceeded, RuleViolation, IdempotencyKeyMismatch,
               IdempotencyKeyInUse, RateLimited, Unavailable, Timeout)
 }

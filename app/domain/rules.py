@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import InvalidRequest, InvalidStateTransition, RuleViolation, UnsupportedPlatform
 from .model import Caption, Item, Overlay, OverlayType, Platform
+from .quota import DEFAULT_QUOTAS, QuotaRule
 
 CLAIM_WINDOW = timedelta(hours=24)
 MAX_OVERLAY_SECONDS = 3.0
@@ -36,6 +38,7 @@ class Policy:
     max_platform_attempts: int = 5
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
+    quotas: Mapping[Platform, QuotaRule] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
 
 
 def utc(moment: datetime) -> datetime:

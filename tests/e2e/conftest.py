@@ -24,7 +24,8 @@ def fake_platforms():
 async def service_stack(database_server, broker, fake_platforms, tmp_path_factory):
     async with open_stack(tmp_path_factory.mktemp("service"), database_server=database_server,
                           broker=broker, platforms=fake_platforms) as stack:
-        await stack.started_worker()
+        # a low YouTube limit, so that a full Pacific day takes three posts (test_lifecycle)
+        await stack.started_worker(DISTRIBUTION_QUOTA_YOUTUBE_UPLOADS_PER_PACIFIC_DAY="2")
         yield stack
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+from app.domain.quota import PACIFIC
 from app.topics import FAILED, PUBLISHED
-from tests.clients import claim_and_wait
-from tests.factories import claimed_event, unique
+from tests.clients import claim_all_and_wait, claim_and_wait
+from tests.factories import claimed_event, new_claimed_event, unique
 from tests.fakes.platform_server import Answer
-from tests.support import event_schema_errors, eventually, openapi_schema_errors
+from tests.support import event_schema_errors, eventually, openapi_schema_errors, token
 
 ENVELOPE_FIELDS = {"event_id", "event_type", "event_version", "occurred_at", "source",
                    "partition_key", "trace_id", "data"}
@@ -165,3 +166,34 @@ async def test_m06_outages_are_retried_and_a_clip_without_media_fails_without_a_
     assert row["error"] == "media: M06 has no media for the clip"
     assert failed["failure_reason"] == "failed on youtube"
     assert fake_platforms.calls_for(lost_id) == []  # no platform was asked to post it
+
+
+async def test_a_schedule_past_the_accounts_daily_youtube_limit_is_a_409_naming_when_it_fits(
+        api, topics):
+    influencer = unique("influencer")
+    claimed = await claim_all_and_wait(topics, [api], [new_claimed_event(influencer)
+                                                       for _ in range(3)])
+    when = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
+    body = {"platforms": ["youtube", "snapchat"], "scheduled_at": when.isoformat()}
+    for item in claimed[:2]:  # the service runs with 2 YouTube uploads per Pacific day
+        code, answer = await api.post(item.item_id, "schedule", influencer, body)
+        assert code == 200, answer
+
+    async with api.session.post(api.item_url(claimed[2].item_id, "schedule"), json=body,
+                                headers={"Authorization": f"Bearer {token(influencer)}"}) as r:
+        code, answer, retry_after = r.status, await r.json(), r.headers.get("Retry-After")
+
+    assert code == 409 and answer["error"]["code"] == "quota_exceeded", answer
+    assert retry_after is None  # asking again will not help; another time will
+    assert openapi_schema_errors("Error", answer) == []
+    details = answer["error"]["details"]
+    assert (details["platform"], details["cap"], details["window"]) == ("youtube", 2,
+                                                                        "pacific_day")
+    next_day = (when.astimezone(PACIFIC) + timedelta(days=1)).date()
+    assert datetime.fromisoformat(details["earliest"]) == datetime.combine(next_day, time(),
+                                                                           PACIFIC)
+    code, item = await api.get(claimed[2].item_id, influencer)
+    assert item["status"] == "claimed"
+    code, item = await api.post(claimed[2].item_id, "schedule", influencer,
+                                {**body, "scheduled_at": details["earliest"]})
+    assert code == 200, item

@@ -11,7 +11,7 @@ import pytest
 
 from tests.clients import claim_all_and_wait
 from tests.factories import new_claimed_event, unique
-from tests.stack import open_stack
+from tests.stack import NO_POSTING_LIMITS, open_stack
 
 ITEMS = 30
 
@@ -20,7 +20,8 @@ ITEMS = 30
 async def two_workers(database_server, fake_platforms, tmp_path_factory):
     async with open_stack(tmp_path_factory.mktemp("two-workers"),
                           database_server=database_server, platforms=fake_platforms) as stack:
-        pair = [stack.worker(), stack.worker()]
+        # one account posts every item: no posting limit (those have tests of their own)
+        pair = [stack.worker(**NO_POSTING_LIMITS), stack.worker(**NO_POSTING_LIMITS)]
         await asyncio.gather(*(w.ready() for w in pair))
         yield stack
 
