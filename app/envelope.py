@@ -60,6 +60,7 @@ def outcome_data(item: Item) -> dict[str, Any]:
     return {
         "item_id": item.id, "influencer_id": item.influencer_id, "clip_id": item.clip_id,
         "campaign_id": item.campaign_id, "status": item.status.value,
+        "publication": item.publication.value if item.publication else None,
         "platforms": [platform_json(r) for r in rows],
         "results": [platform_json(r) for r in rows if r.in_round],
         "retry_count": item.retry_count,

@@ -26,7 +26,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat,
 from pydantic.json_schema import SkipJsonSchema
 
 from app.domain.errors import InvalidRequest, UnsupportedPlatform
-from app.domain.model import ITEM_ID_PATTERN, OverlayType, Platform, PlatformState, Status
+from app.domain.model import (ITEM_ID_PATTERN, OverlayType, Platform, PlatformState,
+                              Publication, Status)
 from app.domain.rules import MAX_OVERLAY_SECONDS
 
 from .errors import STATUS_BY_CODE
@@ -329,7 +330,8 @@ class PlatformStatusOut(Out):
 
 
 ITEM_EXAMPLE: dict[str, Any] = {
-    "id": "clm_01HZX3J8Q9W6N4T2", "status": "scheduled", "influencer_id": "inf_42",
+    "id": "clm_01HZX3J8Q9W6N4T2", "status": "scheduled", "publication": None,
+    "influencer_id": "inf_42",
     "clip_id": "clip_7", "campaign_id": "cmp_3", "claimed_at": "2026-03-01T09:00:00Z",
     "claim_expires_at": "2026-03-02T09:00:00Z", "scheduled_at": "2026-03-01T17:30:00Z",
     "scheduled_at_local": "2026-03-01T18:30:00+01:00", "timezone": "Europe/Paris",
@@ -353,6 +355,10 @@ class ItemOut(Out):
 
     id: str = Field(description="The item id, equal to M09's claim_id.")
     status: Status
+    publication: Publication | None = Field(
+        description="Once publishing has ended (`published` or `failed`): `published` on "
+                    "every platform, `partially_published` (some platforms published, the "
+                    "others failed) or `failed` on every platform; until then null.")
     influencer_id: str
     clip_id: str
     campaign_id: str

@@ -37,7 +37,9 @@ def platform_status_json(item: Item) -> list[dict[str, Any]]:
 def item_json(stored: StoredItem) -> dict[str, Any]:
     item = stored.item
     return {
-        "id": item.id, "status": item.status.value, "influencer_id": item.influencer_id,
+        "id": item.id, "status": item.status.value,
+        "publication": item.publication.value if item.publication else None,
+        "influencer_id": item.influencer_id,
         "clip_id": item.clip_id, "campaign_id": item.campaign_id,
         "claimed_at": _time(item.claimed_at), "claim_expires_at": _time(item.claim_expires_at),
         "scheduled_at": _time(item.scheduled_at), "scheduled_at_local": local_time(item),

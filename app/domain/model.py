@@ -22,6 +22,15 @@ class Platform(StrEnum):
     SNAPCHAT = "snapchat"
 
 
+class Publication(StrEnum):
+    """How publishing ended for the item as a whole, for consumers that need more than its
+    status: `failed` says only that some platform failed."""
+
+    PUBLISHED = "published"                      # every platform
+    PARTIALLY_PUBLISHED = "partially_published"  # some platforms, the others failed
+    FAILED = "failed"                            # none
+
+
 class PlatformState(StrEnum):
     PENDING = "pending"        # waiting for its next attempt
     PUBLISHING = "publishing"  # an attempt is in flight; next_attempt_at is its lease expiry
@@ -126,6 +135,16 @@ class Item:
     def evolve(self, **changes) -> Item:
         """A copy with the changes and the version raised by one."""
         return replace(self, version=self.version + 1, **changes)
+
+    @property
+    def publication(self) -> Publication | None:
+        """How publishing ended, once it has (published or failed); else None."""
+        if self.status not in (Status.PUBLISHED, Status.FAILED):
+            return None
+        published = [r.status is PlatformState.PUBLISHED for r in self.platform_status.values()]
+        if published and all(published):
+            return Publication.PUBLISHED
+        return Publication.PARTIALLY_PUBLISHED if any(published) else Publication.FAILED
 
     def overlays_in_play_order(self) -> list[Overlay]:
         return [self.overlays[t] for t in OVERLAY_PLAY_ORDER if t in self.overlays]

@@ -245,11 +245,12 @@ SAMPLES = {
         "claim_id": "clm_1", "clip_id": "clip_7", "influencer_id": "inf_42",
         "claimed_at": "2026-03-01T09:00:00Z"}, source="M09"),
     "distribution.published.schema.json": envelope("distribution.published", {
-        **ITEM_FACTS, "status": "published", "platforms": OUTCOMES[:1], "results": OUTCOMES[:1],
-        "retry_count": 0}),
+        **ITEM_FACTS, "status": "published", "publication": "published",
+        "platforms": OUTCOMES[:1], "results": OUTCOMES[:1], "retry_count": 0}),
     "distribution.failed.schema.json": envelope("distribution.failed", {
-        **ITEM_FACTS, "status": "failed", "platforms": OUTCOMES, "results": OUTCOMES[1:],
-        "retry_count": 4, "reason": "failed on instagram"}),
+        **ITEM_FACTS, "status": "failed", "publication": "partially_published",
+        "platforms": OUTCOMES, "results": OUTCOMES[1:], "retry_count": 4,
+        "reason": "failed on instagram"}),
     "distribution.claimed.dlq.schema.json": {
         "reason": "invalid_json", "error": "Expecting value: line 1 column 1 (char 0)",
         "topic": "distribution.claimed", "partition": 3, "offset": 1207, "key": "clm_9",

@@ -73,6 +73,7 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
                                 {"platforms": ["tiktok", "instagram", "youtube"]})
     assert code == 202, item
     item = await api.wait_for_item(item_id, influencer, status="failed")
+    assert item["publication"] == "partially_published"  # tiktok and youtube are out
     by_platform = {p["platform"]: p for p in item["platform_status"]}
     assert by_platform["instagram"]["status"] == "failed"
     assert "caption rejected" in by_platform["instagram"]["error"]
@@ -82,6 +83,7 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
     assert code == 202, item
     item = await api.wait_for_item(item_id, influencer, status="published")
     assert {p["status"] for p in item["platform_status"]} == {"published"}
+    assert item["publication"] == "published"
     assert all(p["post_id"] for p in item["platform_status"])
     assert openapi_schema_errors("Item", item) == []
 
@@ -107,6 +109,8 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
     assert len({e["event_id"] for e in failed}) == 1
     assert event_schema_errors(event, "distribution.published.schema.json") == []
     assert event_schema_errors(failed[0], "distribution.failed.schema.json") == []
+    assert (failed[0]["data"]["publication"], event["data"]["publication"]) == (
+        "partially_published", "published")
 
     analytics = await pool.fetch(
         "SELECT platform, event_type FROM publishing_analytics WHERE item_id = $1", item_id)
@@ -162,6 +166,7 @@ async def test_m06_outages_are_retried_and_a_clip_without_media_fails_without_a_
     assert [p.body["media_url"] for p in fake_platforms.posts_for(flaky_id)] == [
         fake_media.media_url(flaky_clip)]
     failed = await api.wait_for_item(lost_id, lost_owner, status="failed")
+    assert failed["publication"] == "failed"
     [row] = failed["platform_status"]
     assert row["error"] == "media: M06 has no media for the clip"
     assert failed["failure_reason"] == "failed on youtube"

@@ -12,13 +12,13 @@ from app.domain import events as e
 from app.domain.errors import (InvalidRequest, InvalidStateTransition, NotFound, RuleViolation,
                                UnsupportedPlatform)
 from app.domain.model import (Overlay, OverlayType, Platform, PlatformState, PlatformStatus,
-                              Status)
+                              Publication, Status)
 from app.domain.retry import backoff_seconds
 from app.domain.rules import Policy
 from app.domain.transitions import ALLOWED_FROM, MISSED, decide
 
-from .builders import (NOW, OWNER, POLICY, STRANGER, answer, apply, lease_attempt,
-                       claimed_item, failed_item, item_in, published_item, publishing_item,
+from .builders import (NOW, OWNER, POLICY, STRANGER, answer, apply, claimed_item,
+                       failed_item, item_in, lease_attempt, published_item, publishing_item,
                        result, scheduled_item)
 
 TIKTOK, INSTAGRAM, YOUTUBE = Platform.TIKTOK, Platform.INSTAGRAM, Platform.YOUTUBE
@@ -605,3 +605,13 @@ def test_a_command_by_the_owner_or_an_operator_is_accepted_and_by_anyone_else_no
                  operator=True).item.version == 2
     with pytest.raises(NotFound):
         apply(item, c.AddOverlay("intro", 1.0), actor=STRANGER)
+
+
+def test_the_publication_says_how_publishing_ended_for_the_item_as_a_whole():
+    assert claimed_item().publication is None
+    assert publishing_item().publication is None
+    assert published_item().publication is Publication.PUBLISHED
+    assert failed_item().publication is Publication.PARTIALLY_PUBLISHED  # tiktok went out
+    item = publishing_item(("instagram",))
+    item = answer(item, "instagram", "rejected", error="caption rejected").item
+    assert item.publication is Publication.FAILED
