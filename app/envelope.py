@@ -52,7 +52,7 @@ def make_envelope(event_type: str, partition_key: str, data: dict[str, Any],
 def platform_json(row: PlatformStatus) -> dict[str, Any]:
     return {"platform": row.platform.value, "status": row.status.value,
             "post_id": row.post_id, "post_url": row.post_url, "attempts": row.attempts,
-            "error": row.error}
+            "error": row.error, "error_class": row.error_class, "reason_code": row.reason_code}
 
 
 def outcome_data(item: Item) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import uuid
 
 from app.db.queue import PlatformAttempt
 from app.domain.errors import NotFound, Unavailable
-from app.domain.model import Outcome
+from app.domain.model import ErrorClass, Outcome
 from app.neighbours import MediaLocator
 from app.platforms.gateway import PlatformGateway, PostRequest, PublishOutcome
 from app.topics import Send
@@ -25,9 +25,11 @@ log = logging.getLogger("distribution.publisher")
 def media_failure(error: NotFound | Unavailable) -> PublishOutcome:
     """What a failed media lookup means for the attempt."""
     if isinstance(error, NotFound):
-        return PublishOutcome(Outcome.REJECTED, error=f"media: {error.message}")
+        return PublishOutcome(Outcome.REJECTED, error=f"media: {error.message}",
+                              error_class=ErrorClass.MEDIA, reason_code="media_not_found")
     return PublishOutcome(Outcome.TRANSIENT, error=f"media: {error.message}",
-                          retry_after=error.details.get("retry_after"))
+                          retry_after=error.details.get("retry_after"),
+                          error_class=ErrorClass.TRANSIENT, reason_code="media_unavailable")
 
 
 def platform_result_command(attempt: PlatformAttempt,
@@ -41,7 +43,8 @@ def platform_result_command(attempt: PlatformAttempt,
         item_id=attempt.item_id,
         payload=PlatformResultPayload(
             platform=attempt.platform, key_attempt=attempt.key_attempt,
-            outcome=outcome.outcome, post_id=outcome.post_id, post_url=outcome.post_url,
+            outcome=outcome.outcome, error_class=outcome.error_class,
+            reason_code=outcome.reason_code, post_id=outcome.post_id, post_url=outcome.post_url,
             error=outcome.error, retry_after=outcome.retry_after, jitter=random.random(),
             attempt=attempt.attempts))
 

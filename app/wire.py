@@ -13,7 +13,8 @@ from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, 
                       field_validator)
 
 from app.domain import commands as c
-from app.domain.model import ITEM_ID_PATTERN, Actor, Caption, CaptionText, Outcome, Platform
+from app.domain.model import (ITEM_ID_PATTERN, Actor, Caption, CaptionText, ErrorClass, Outcome,
+                              Platform)
 from app.envelope import Envelope
 from app.topics import COMMANDS, Message, Send
 
@@ -139,6 +140,8 @@ class PlatformResultPayload(Payload):
     platform: str
     key_attempt: int = Field(ge=1)
     outcome: Outcome
+    error_class: ErrorClass | None = None  # of a failure (domain: RecordPlatformResult)
+    reason_code: str | None = None
     post_id: str | None = None
     post_url: str | None = None
     error: str | None = None

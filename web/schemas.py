@@ -26,8 +26,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat,
 from pydantic.json_schema import SkipJsonSchema
 
 from app.domain.errors import InvalidRequest, UnsupportedPlatform
-from app.domain.model import (ITEM_ID_PATTERN, OverlayType, Platform, PlatformState,
-                              Publication, Status)
+from app.domain.model import (ITEM_ID_PATTERN, ErrorClass, OverlayType, Platform,
+                              PlatformState, Publication, Status)
 from app.domain.rules import MAX_OVERLAY_SECONDS
 
 from .errors import STATUS_BY_CODE
@@ -320,6 +320,15 @@ class PlatformStatusOut(Out):
     attempts: int = Field(ge=0)
     error: str | None = Field(description="The last error the platform (or the service) "
                                           "reported.")
+    error_class: ErrorClass | None = Field(
+        description="What the last failure means: `transient` (tried again after a "
+                    "backoff), `quota` (tried again once the posting window resets, without "
+                    "spending an attempt), `permanent`, `auth`, `media` or `policy` (failed at "
+                    "once).")
+    reason_code: str | None = Field(
+        description="The platform's own code for the last failure (such as "
+                    "`spam_risk_too_many_posts` or `quotaExceeded`), or ours (`http_503`, "
+                    "`media_not_found`).")
     next_attempt_at: datetime | None = Field(
         description="When the next attempt is due (pending), or when an attempt in flight "
                     "gives up its lease (publishing).")
@@ -340,8 +349,9 @@ ITEM_EXAMPLE: dict[str, Any] = {
     "caption": {"text": "Spring drop is here", "hashtags": ["#spring", "#ad"], "title": None,
                 "variants": {}},
     "platform_status": [
-        {"platform": p, "status": "pending", "attempts": 0, "error": None,
-         "next_attempt_at": None, "post_id": None, "post_url": None, "published_at": None}
+        {"platform": p, "status": "pending", "attempts": 0, "error": None, "error_class": None,
+         "reason_code": None, "next_attempt_at": None, "post_id": None, "post_url": None,
+         "published_at": None}
         for p in ("tiktok", "instagram")],
     "retry_count": 0, "failure_reason": None, "version": 3,
     "created_at": "2026-03-01T09:00:01Z", "updated_at": "2026-03-01T09:05:12Z",

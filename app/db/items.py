@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 
 from app.domain import events as e
-from app.domain.model import (Caption, CaptionText, Item, Overlay, OverlayType, Platform,
-                              PlatformState, PlatformStatus, Status)
+from app.domain.model import (Caption, CaptionText, ErrorClass, Item, Overlay, OverlayType,
+                              Platform, PlatformState, PlatformStatus, Status)
 
 from .queries import Q
 
@@ -45,7 +45,9 @@ def platform_status_from_row(row: dict[str, Any]) -> PlatformStatus:
     return PlatformStatus(
         platform=Platform(row["platform"]), status=PlatformState(row["status"]),
         attempts=row["attempts"], key_attempt=row.get("key_attempt", 1),
-        error=row.get("last_error"), next_attempt_at=_ts(row.get("next_attempt_at")),
+        error=row.get("last_error"),
+        error_class=ErrorClass(row["error_class"]) if row.get("error_class") else None,
+        reason_code=row.get("reason_code"), next_attempt_at=_ts(row.get("next_attempt_at")),
         post_id=row.get("post_id"), post_url=row.get("post_url"),
         published_at=_ts(row.get("published_at")), in_round=row.get("in_round", True))
 
@@ -144,7 +146,8 @@ class ItemRepository:
             [r.attempts for r in rows], [r.key_attempt for r in rows], [r.error for r in rows],
             [r.next_attempt_at for r in rows], [r.post_id for r in rows],
             [r.post_url for r in rows], [r.published_at for r in rows],
-            [r.in_round for r in rows])
+            [r.in_round for r in rows], [r.error_class for r in rows],
+            [r.reason_code for r in rows])
 
     async def add_analytics(self, item_id: str, events: list[e.Event], now: datetime,
                             actor: str | None) -> None:

@@ -87,18 +87,20 @@ DELETE FROM distribution_platform_status WHERE item_id = $1 AND NOT (platform = 
 
 -- name: upsert_platform_rows
 -- $1 item id, then arrays: $2 platform, $3 status, $4 attempts, $5 key_attempt,
--- $6 last_error, $7 next_attempt_at, $8 post_id, $9 post_url, $10 published_at, $11 in_round
+-- $6 last_error, $7 next_attempt_at, $8 post_id, $9 post_url, $10 published_at, $11 in_round,
+-- $12 error_class, $13 reason_code
 INSERT INTO distribution_platform_status
     (item_id, platform, status, attempts, key_attempt, last_error, next_attempt_at,
-     post_id, post_url, published_at, in_round)
+     post_id, post_url, published_at, in_round, error_class, reason_code)
 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[],
                          $7::timestamptz[], $8::text[], $9::text[], $10::timestamptz[],
-                         $11::boolean[])
+                         $11::boolean[], $12::text[], $13::text[])
 ON CONFLICT (item_id, platform) DO UPDATE
 SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, key_attempt = EXCLUDED.key_attempt,
     last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at,
     post_id = EXCLUDED.post_id, post_url = EXCLUDED.post_url,
-    published_at = EXCLUDED.published_at, in_round = EXCLUDED.in_round, updated_at = now()
+    published_at = EXCLUDED.published_at, in_round = EXCLUDED.in_round,
+    error_class = EXCLUDED.error_class, reason_code = EXCLUDED.reason_code, updated_at = now()
 
 -- name: insert_analytics
 -- One row per platform outcome or download. $1 item id, then arrays: $2 platform,

@@ -28,7 +28,8 @@ def local_time(item: Item) -> str | None:
 
 def platform_status_json(item: Item) -> list[dict[str, Any]]:
     return [{"platform": r.platform.value, "status": r.status.value, "attempts": r.attempts,
-             "error": r.error, "next_attempt_at": _time(r.next_attempt_at),
+             "error": r.error, "error_class": r.error_class, "reason_code": r.reason_code,
+             "next_attempt_at": _time(r.next_attempt_at),
              "post_id": r.post_id, "post_url": r.post_url,
              "published_at": _time(r.published_at)}
             for r in item.platform_status.values()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .model import Caption, Outcome
+from .model import Caption, ErrorClass, Outcome
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,10 @@ class RecordPlatformResult:
     platform: str
     key_attempt: int
     outcome: Outcome
+    #: Of a failure: its class and the platform's code. Without a class, a transient
+    #: outcome is TRANSIENT and a rejection PERMANENT (what every answer meant before).
+    error_class: ErrorClass | None = None
+    reason_code: str | None = None
     post_id: str | None = None
     post_url: str | None = None
     error: str | None = None

@@ -22,6 +22,17 @@ class Platform(StrEnum):
     SNAPCHAT = "snapchat"
 
 
+class ErrorClass(StrEnum):
+    """What a failed attempt means, whichever platform (or M06) said it."""
+
+    TRANSIENT = "transient"   # try again later: backoff with jitter, Retry-After a floor
+    PERMANENT = "permanent"   # the request itself is wrong: fail at once
+    AUTH = "auth"             # the account's token is refused: fail at once
+    QUOTA = "quota"           # a posting window is full: wait for its reset, no attempt spent
+    MEDIA = "media"           # the clip's media cannot be used: fail at once
+    POLICY = "policy"         # the platform refuses the account or the content: fail at once
+
+
 class Publication(StrEnum):
     """How publishing ended for the item as a whole, for consumers that need more than its
     status: `failed` says only that some platform failed."""
@@ -101,6 +112,8 @@ class PlatformStatus:
     #: the platform gave a definite answer, so a repeat after a crash reuses the key.
     key_attempt: int = 1
     error: str | None = None
+    error_class: ErrorClass | None = None
+    reason_code: str | None = None  # the platform's own code (`spam_risk_too_many_posts`, ...)
     next_attempt_at: datetime | None = None
     post_id: str | None = None
     post_url: str | None = None

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from . import commands as c
 from . import events as e
 from .errors import InvalidStateTransition, NotFound
-from .model import Actor, Item, Outcome, Platform, PlatformState, PlatformStatus, Status
+from .model import (Actor, ErrorClass, Item, Outcome, Platform, PlatformState, PlatformStatus,
+                    Status)
 from .retry import backoff_seconds, gives_up
 from .rules import (Policy, check_caption, check_claim_open, check_overlay, check_platform,
                     check_platforms, check_schedule_window, parse_schedule_time)
@@ -117,7 +118,8 @@ def retry(item: Item, command: c.Retry, now: datetime, policy: Policy) -> Decisi
     again = tuple(p for p, row in item.platform_status.items()
                   if row.status is PlatformState.FAILED)
     rows = {p: replace(row, status=PlatformState.PENDING, attempts=0, error=None,
-                       next_attempt_at=now, in_round=True) if p in again
+                       error_class=None, reason_code=None, next_attempt_at=now,
+                       in_round=True) if p in again
             else replace(row, in_round=False)
             for p, row in item.platform_status.items()}
     new = item.evolve(status=Status.PUBLISHING, platform_status=rows, retry_count=0,
@@ -149,7 +151,8 @@ def record_platform_result(item: Item, command: c.RecordPlatformResult, now: dat
     platform = check_platform(command.platform)
     if command.outcome == Outcome.PUBLISHED and not command.post_id:
         # a platform counts as published only with its post id in hand
-        command = replace(command, outcome=Outcome.TRANSIENT, error="published without a post id")
+        command = replace(command, outcome=Outcome.TRANSIENT, error_class=ErrorClass.TRANSIENT,
+                          reason_code="no_post_id", error="published without a post id")
     row = item.platform_status.get(platform)
     if item.status is not Status.PUBLISHING or row is None or row.resolved:
         return Decision(item)  # a late or repeated answer: the platform is settled already
@@ -157,29 +160,51 @@ def record_platform_result(item: Item, command: c.RecordPlatformResult, now: dat
         return Decision(item)  # an answer to an attempt that was superseded
     row = replace(row, attempts=max(row.attempts, command.attempt))
     retries = item.retry_count
-    if command.outcome == Outcome.PUBLISHED:
+    kind = error_class_of(command)
+    failure = dict(error=command.error or "failed", error_class=kind,
+                   reason_code=command.reason_code)
+    if kind is None:
         row = replace(row, status=PlatformState.PUBLISHED, post_id=command.post_id,
                       post_url=command.post_url, published_at=now, error=None,
-                      next_attempt_at=None)
+                      error_class=None, reason_code=None, next_attempt_at=None)
         event: e.Event = e.PlatformPublished(platform, row.attempts, command.post_id or "",
                                              command.post_url)
-    elif command.outcome == Outcome.TRANSIENT and not gives_up(row.attempts, policy):
+    elif kind is ErrorClass.QUOTA:
+        # the window is full: wait for its reset (the platform's Retry-After) without
+        # spending an attempt, however long that is
+        delay = (command.retry_after if command.retry_after is not None
+                 else backoff_seconds(row.attempts, policy, command.jitter))
+        row = replace(row, status=PlatformState.PENDING, attempts=max(row.attempts - 1, 0),
+                      next_attempt_at=now + timedelta(seconds=delay), **failure)
+        event = e.PlatformRetryScheduled(platform, row.attempts, row.error or "",
+                                         row.next_attempt_at)
+    elif kind is ErrorClass.TRANSIENT and not gives_up(row.attempts, policy):
         delay = backoff_seconds(row.attempts, policy, command.jitter, command.retry_after)
-        row = replace(row, status=PlatformState.PENDING, error=command.error,
-                      next_attempt_at=now + timedelta(seconds=delay))
+        row = replace(row, status=PlatformState.PENDING,
+                      next_attempt_at=now + timedelta(seconds=delay), **failure)
         retries += 1
-        event = e.PlatformRetryScheduled(platform, row.attempts, command.error or "",
+        event = e.PlatformRetryScheduled(platform, row.attempts, row.error or "",
                                          row.next_attempt_at)
     else:
         # A definite refusal advances the key; an unresolved transient keeps it, so that a
         # later retry is recognised by the platform if the post went through after all.
-        key = row.key_attempt + 1 if command.outcome == Outcome.REJECTED else row.key_attempt
-        row = replace(row, status=PlatformState.FAILED, error=command.error or "failed",
-                      key_attempt=key, next_attempt_at=None)
+        key = row.key_attempt if kind is ErrorClass.TRANSIENT else row.key_attempt + 1
+        row = replace(row, status=PlatformState.FAILED, key_attempt=key, next_attempt_at=None,
+                      **failure)
         event = e.PlatformFailed(platform, row.attempts, row.error)
     rows = {**item.platform_status, platform: row}
     new = item.evolve(platform_status=rows, retry_count=retries)
     return settle(new, [event])
+
+
+def error_class_of(command: c.RecordPlatformResult) -> ErrorClass | None:
+    """The class of a failed attempt (None: published). An answer without one is classed
+    by its outcome: transient stays transient, a rejection is permanent."""
+    if command.outcome == Outcome.PUBLISHED:
+        return None
+    if command.error_class is not None:
+        return command.error_class
+    return ErrorClass.TRANSIENT if command.outcome == Outcome.TRANSIENT else ErrorClass.PERMANENT
 
 
 def settle(item: Item, events: list[e.Event]) -> Decision:

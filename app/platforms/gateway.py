@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.domain.model import Outcome
+from app.domain.model import ErrorClass, Outcome
 
-__all__ = ["Outcome", "PlatformGateway", "PostRequest", "PublishOutcome"]
+__all__ = ["ErrorClass", "Outcome", "PlatformGateway", "PostRequest", "PublishOutcome"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class PublishOutcome:
     post_url: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    error_class: ErrorClass | None = None  # of a failure; the one taxonomy of every platform
+    reason_code: str | None = None  # the platform's own code, or ours (`http_503`)
 
 
 class PlatformGateway(Protocol):

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .gateway import Outcome, PostRequest, PublishOutcome
+from .gateway import ErrorClass, Outcome, PostRequest, PublishOutcome
 
 logger = logging.getLogger("distribution.platforms")
 
@@ -49,9 +49,12 @@ class HttpGateway:
             status, headers, raw = await self._send(request)
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
             outcome = PublishOutcome(
-                Outcome.TRANSIENT, error=f"timeout: no answer within {self.timeout_seconds:g}s")
+                Outcome.TRANSIENT, error=f"timeout: no answer within {self.timeout_seconds:g}s",
+                error_class=ErrorClass.TRANSIENT, reason_code="timeout")
         except (aiohttp.ClientError, OSError) as exc:
-            outcome = PublishOutcome(Outcome.TRANSIENT, error=_describe_connection_error(exc))
+            outcome = PublishOutcome(Outcome.TRANSIENT, error=_describe_connection_error(exc),
+                                     error_class=ErrorClass.TRANSIENT,
+                                     reason_code="connection_error")
         else:
             outcome = interpret(status, headers, raw)
         _log(request, outcome, status, time.monotonic() - started)
@@ -102,8 +105,10 @@ def interpret(status: int, headers: Any, raw: bytes, now: datetime | None = None
             # definite answer: try again later with the same key.
             return PublishOutcome(
                 Outcome.TRANSIENT,
-                error=f"HTTP 409 without a post id: {_message(body, raw) or 'conflict'}")
-        return PublishOutcome(Outcome.TRANSIENT, error=f"HTTP {status} with no post id")
+                error=f"HTTP 409 without a post id: {_message(body, raw) or 'conflict'}",
+                error_class=ErrorClass.TRANSIENT, reason_code="http_409")
+        return PublishOutcome(Outcome.TRANSIENT, error=f"HTTP {status} with no post id",
+                              error_class=ErrorClass.TRANSIENT, reason_code="no_post_id")
     if status == 429 or status >= 500:
         retry_after = parse_retry_after(headers.get("Retry-After"), now=now)
         what = "rate limited" if status == 429 else "gateway error"
@@ -111,12 +116,15 @@ def interpret(status: int, headers: Any, raw: bytes, now: datetime | None = None
         return PublishOutcome(
             Outcome.TRANSIENT,
             error=f"HTTP {status} {what}" + (f": {message}" if message else ""),
-            retry_after=retry_after)
+            retry_after=retry_after, error_class=ErrorClass.TRANSIENT,
+            reason_code=f"http_{status}")
     if 400 <= status < 500:
         message = _message(body, raw) or f"HTTP {status}"
-        return PublishOutcome(Outcome.REJECTED, error=message)
+        return PublishOutcome(Outcome.REJECTED, error=message, error_class=ErrorClass.PERMANENT,
+                              reason_code=f"http_{status}")
     # 1xx/3xx: not a definite answer from the gateway (redirects are not followed).
-    return PublishOutcome(Outcome.TRANSIENT, error=f"HTTP {status}: unexpected answer")
+    return PublishOutcome(Outcome.TRANSIENT, error=f"HTTP {status}: unexpected answer",
+                          error_class=ErrorClass.TRANSIENT, reason_code=f"http_{status}")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from app.domain.model import Platform
 
-from .gateway import Outcome, PostRequest, PublishOutcome
+from .gateway import ErrorClass, Outcome, PostRequest, PublishOutcome
 
 logger = logging.getLogger("distribution.platforms")
 
@@ -121,11 +121,11 @@ class SimulatedGateway:
             self._failed[request.platform] = failed + 1
             if rule.kind is Outcome.REJECTED:
                 return PublishOutcome(
-                    Outcome.REJECTED,
-                    error=f"simulated rejection by {request.platform}")
+                    Outcome.REJECTED, error=f"simulated rejection by {request.platform}",
+                    error_class=ErrorClass.PERMANENT, reason_code="simulated_rejection")
             return PublishOutcome(
-                Outcome.TRANSIENT,
-                error=f"simulated transient failure at {request.platform}")
+                Outcome.TRANSIENT, error=f"simulated transient failure at {request.platform}",
+                error_class=ErrorClass.TRANSIENT, reason_code="simulated_transient")
         post_id = simulated_post_id(request)
         outcome = PublishOutcome(Outcome.PUBLISHED, post_id=post_id,
                                  post_url=simulated_post_url(request.platform, post_id))

@@ -232,9 +232,11 @@ def envelope(event_type: str, data: dict[str, Any], source: str = "M31",
 
 OUTCOMES = [
     {"platform": "tiktok", "status": "published", "post_id": "7301", "post_url":
-     "https://www.tiktok.com/@inf_42/video/7301", "attempts": 1, "error": None},
+     "https://www.tiktok.com/@inf_42/video/7301", "attempts": 1, "error": None,
+     "error_class": None, "reason_code": None},
     {"platform": "instagram", "status": "failed", "post_id": None, "post_url": None,
-     "attempts": 5, "error": "caption rejected"},
+     "attempts": 1, "error": "The caption is too long", "error_class": "permanent",
+     "reason_code": "2207010"},
 ]
 ITEM_FACTS = {"item_id": "clm_1", "influencer_id": "inf_42", "clip_id": "clip_7",
               "campaign_id": "cmp_3"}

@@ -77,6 +77,8 @@ async def test_a_claim_goes_through_overlays_schedule_publish_failure_retry_and_
     by_platform = {p["platform"]: p for p in item["platform_status"]}
     assert by_platform["instagram"]["status"] == "failed"
     assert "caption rejected" in by_platform["instagram"]["error"]
+    assert (by_platform["instagram"]["error_class"], by_platform["instagram"]["reason_code"]) \
+        == ("permanent", "http_400")
     assert by_platform["tiktok"]["status"] == by_platform["youtube"]["status"] == "published"
 
     code, item = await api.post(item_id, "retry", influencer)
@@ -169,6 +171,7 @@ async def test_m06_outages_are_retried_and_a_clip_without_media_fails_without_a_
     assert failed["publication"] == "failed"
     [row] = failed["platform_status"]
     assert row["error"] == "media: M06 has no media for the clip"
+    assert row["error_class"] == "media"
     assert failed["failure_reason"] == "failed on youtube"
     assert fake_platforms.calls_for(lost_id) == []  # no platform was asked to post it
 

@@ -183,6 +183,7 @@ async def test_publishing_one_platform_starts_publishing_with_one_pending_platfo
     assert reply["status"] == "publishing" and reply["version"] == 2
     assert reply["platform_status"] == [{
         "platform": "tiktok", "status": "pending", "attempts": 0, "error": None,
+        "error_class": None, "reason_code": None,
         "next_attempt_at": now.isoformat().replace("+00:00", "Z"), "post_id": None,
         "post_url": None, "published_at": None}]
     s = await state(pool, item.claim_id)

@@ -234,6 +234,7 @@ async def test_a_clip_m06_has_no_media_for_fails_that_platform_at_once_without_a
     assert (final["status"], final["failure_reason"]) == ("failed", "failed on youtube")
     [row] = final["platform_status"]
     assert row["status"] == "failed" and row["error"] == "media: M06 has no media for the clip"
+    assert (row["error_class"], row["reason_code"]) == ("media", "media_not_found")
     assert gateway.attempts == []  # nothing was sent to the platform
 
 
@@ -251,6 +252,7 @@ async def test_m06_failing_for_a_while_is_retried_with_backoff_then_the_platform
             [row] = reply["item"]["platform_status"]
             assert (row["status"], row["attempts"]) == ("pending", 1)
             assert row["error"] == "media: M06 answered 503"
+            assert (row["error_class"], row["reason_code"]) == ("transient", "media_unavailable")
             retry_at = datetime.fromisoformat(row["next_attempt_at"])
             assert retry_at >= now + timedelta(seconds=1)  # M06's Retry-After is a floor
             assert await attempt_round(pool, gateway, media, retry_at - timedelta(

@@ -19,7 +19,8 @@ from tests.factories import make_item
 
 MIGRATIONS = ["20260225_0005_m31_distribution_service",
               "20260225_0011_m31_distribution_reliability",
-              "20261129_0012_m31_http_hardening"]
+              "20261129_0012_m31_http_hardening",
+              "20261129_0013_m31_error_classes"]
 
 
 async def table_exists(conn, name: str) -> bool:

@@ -11,8 +11,8 @@ from app.domain import commands as c
 from app.domain import events as e
 from app.domain.errors import (InvalidRequest, InvalidStateTransition, NotFound, RuleViolation,
                                UnsupportedPlatform)
-from app.domain.model import (Overlay, OverlayType, Platform, PlatformState, PlatformStatus,
-                              Publication, Status)
+from app.domain.model import (ErrorClass, Overlay, OverlayType, Platform, PlatformState,
+                              PlatformStatus, Publication, Status)
 from app.domain.retry import backoff_seconds
 from app.domain.rules import Policy
 from app.domain.transitions import ALLOWED_FROM, MISSED, decide
@@ -615,3 +615,45 @@ def test_the_publication_says_how_publishing_ended_for_the_item_as_a_whole():
     item = publishing_item(("instagram",))
     item = answer(item, "instagram", "rejected", error="caption rejected").item
     assert item.publication is Publication.FAILED
+
+
+# ------------------------------------------------------------------------------------------
+# One error taxonomy
+
+
+def test_a_full_posting_window_defers_to_its_reset_without_spending_an_attempt():
+    item = publishing_item(("instagram",))
+    reset = 6 * 3600.0  # far past the backoff ceiling: the window's reset is what counts
+    decision = answer(item, "instagram", "transient", error="daily limit reached",
+                      error_class=ErrorClass.QUOTA, reason_code="2207042", retry_after=reset)
+    row = decision.item.platform_status[Platform.INSTAGRAM]
+    assert (row.status, row.attempts, row.key_attempt) == (PlatformState.PENDING, 0, 1)
+    assert (row.error_class, row.reason_code) == (ErrorClass.QUOTA, "2207042")
+    assert row.next_attempt_at == NOW + timedelta(seconds=reset)
+    assert decision.item.status is Status.PUBLISHING
+
+
+@pytest.mark.parametrize("kind", [ErrorClass.PERMANENT, ErrorClass.AUTH, ErrorClass.MEDIA,
+                                  ErrorClass.POLICY])
+def test_a_permanent_auth_media_or_policy_failure_fails_the_platform_at_once(kind):
+    decision = answer(publishing_item(("tiktok",)), "tiktok", "transient", error="no",
+                      error_class=kind, reason_code="spam_risk")
+    row = decision.item.platform_status[Platform.TIKTOK]
+    assert (row.status, row.attempts, row.error_class, row.reason_code) == (
+        PlatformState.FAILED, 1, kind, "spam_risk")
+    assert row.key_attempt == 2  # a definite answer: a later retry is a new attempt
+    assert decision.item.status is Status.FAILED
+
+
+def test_an_answer_without_a_class_is_classed_by_its_outcome():
+    transient = answer(publishing_item(("youtube",)), "youtube", "transient", error="503")
+    rejected = answer(publishing_item(("youtube",)), "youtube", "rejected", error="400")
+    assert transient.item.platform_status[Platform.YOUTUBE].error_class is ErrorClass.TRANSIENT
+    assert rejected.item.platform_status[Platform.YOUTUBE].error_class is ErrorClass.PERMANENT
+
+
+def test_a_retry_clears_the_failed_platforms_class_and_code():
+    item = failed_item()
+    assert item.platform_status[Platform.INSTAGRAM].error_class is ErrorClass.PERMANENT
+    row = apply(item, c.Retry()).item.platform_status[Platform.INSTAGRAM]
+    assert (row.error, row.error_class, row.reason_code) == (None, None, None)
