@@ -3,9 +3,11 @@
 It answers the way the gateway does: deterministic post ids and URLs, the same post for
 the same idempotency key (the gateway's 409), and failures injected per platform by a
 configuration string (the `DISTRIBUTION_SIMULATED_FAILURES` setting), e.g.
-``"instagram:rejected:1,youtube:transient:2,snapchat:rejected"``: the first post attempt
-to Instagram is rejected, the first two to YouTube are transient, every one to Snapchat
-is rejected.
+``"instagram:rejected:1,youtube:transient:2,tiktok:quota:1,snapchat:policy"``: the first
+post attempt to Instagram is rejected, the first two to YouTube are transient, the first to
+TikTok finds the posting window full, every one to Snapchat is refused by policy. A kind is
+any error class (transient, permanent, auth, quota, media, policy), or `rejected`
+(permanent).
 """
 
 from __future__ import annotations
@@ -21,21 +23,23 @@ from .gateway import ErrorClass, Outcome, PostRequest, PublishOutcome
 
 logger = logging.getLogger("distribution.platforms")
 
-_KINDS = {kind.value: kind for kind in (Outcome.REJECTED, Outcome.TRANSIENT)}
+_KINDS = {"rejected": ErrorClass.PERMANENT, **{kind.value: kind for kind in ErrorClass}}
+#: When a simulated full posting window resets.
+QUOTA_RESET_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
 class FailureRule:
     """Fail the first `count` post attempts to a platform (every one when `count` is None)."""
 
-    kind: Outcome  # Outcome.REJECTED or Outcome.TRANSIENT
+    kind: ErrorClass
     count: int | None = None
 
 
 def parse_failures(text: str) -> dict[str, FailureRule]:
     """``"platform:kind[:count],..."`` -> {platform: FailureRule}; ValueError when malformed.
 
-    kind is ``rejected`` or ``transient``; count is a positive whole number, omitted for
+    kind is an error class or ``rejected``; count is a positive whole number, omitted for
     "always". Blank input means no failures.
     """
     rules: dict[str, FailureRule] = {}
@@ -58,7 +62,7 @@ def parse_failures(text: str) -> dict[str, FailureRule]:
         if kind not in _KINDS:
             raise ValueError(
                 f"simulated failures: unknown kind {parts[1]!r} in {entry!r} "
-                f"(expected rejected or transient)")
+                f"(expected rejected or one of {', '.join(ErrorClass)})")
         count: int | None = None
         if len(parts) == 3:
             if not parts[2].isdigit() or int(parts[2]) < 1:
@@ -70,6 +74,15 @@ def parse_failures(text: str) -> dict[str, FailureRule]:
             raise ValueError(f"simulated failures: platform {platform!r} is given twice")
         rules[platform] = FailureRule(_KINDS[kind], count)
     return rules
+
+
+def simulated_failure(platform: str, kind: ErrorClass) -> PublishOutcome:
+    retryable = kind in (ErrorClass.TRANSIENT, ErrorClass.QUOTA)
+    return PublishOutcome(
+        Outcome.TRANSIENT if retryable else Outcome.REJECTED,
+        error=f"simulated {kind.value} failure at {platform}", error_class=kind,
+        reason_code=f"simulated_{kind.value}",
+        retry_after=QUOTA_RESET_SECONDS if kind is ErrorClass.QUOTA else None)
 
 
 def simulated_post_id(request: PostRequest) -> str:
@@ -119,13 +132,7 @@ class SimulatedGateway:
         failed = self._failed.get(request.platform, 0)
         if rule is not None and (rule.count is None or failed < rule.count):
             self._failed[request.platform] = failed + 1
-            if rule.kind is Outcome.REJECTED:
-                return PublishOutcome(
-                    Outcome.REJECTED, error=f"simulated rejection by {request.platform}",
-                    error_class=ErrorClass.PERMANENT, reason_code="simulated_rejection")
-            return PublishOutcome(
-                Outcome.TRANSIENT, error=f"simulated transient failure at {request.platform}",
-                error_class=ErrorClass.TRANSIENT, reason_code="simulated_transient")
+            return simulated_failure(request.platform, rule.kind)
         post_id = simulated_post_id(request)
         outcome = PublishOutcome(Outcome.PUBLISHED, post_id=post_id,
                                  post_url=simulated_post_url(request.platform, post_id))

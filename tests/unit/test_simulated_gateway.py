@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from app.platforms.gateway import Outcome, PostRequest
+from app.platforms.gateway import ErrorClass, Outcome, PostRequest
 from app.platforms.simulated import FailureRule, SimulatedGateway, parse_failures
 
 
@@ -24,9 +24,9 @@ def test_a_failure_string_is_parsed_into_a_rule_per_platform():
     rules = parse_failures("instagram:rejected:1, youtube:transient:2,snapchat:rejected")
 
     assert rules == {
-        "instagram": FailureRule(Outcome.REJECTED, 1),
-        "youtube": FailureRule(Outcome.TRANSIENT, 2),
-        "snapchat": FailureRule(Outcome.REJECTED, None),
+        "instagram": FailureRule(ErrorClass.PERMANENT, 1),
+        "youtube": FailureRule(ErrorClass.TRANSIENT, 2),
+        "snapchat": FailureRule(ErrorClass.PERMANENT, None),
     }
 
 
@@ -112,7 +112,9 @@ async def test_a_counted_rejection_applies_to_the_first_attempt_only():
     published = await gateway.post(make_request(item_id="item-b"))
 
     assert rejected.outcome is Outcome.REJECTED
-    assert rejected.post_id is None and "rejection" in rejected.error
+    assert rejected.post_id is None and "permanent" in rejected.error
+    assert (rejected.error_class, rejected.reason_code) == (ErrorClass.PERMANENT,
+                                                            "simulated_permanent")
     assert published.outcome is Outcome.PUBLISHED
 
 
@@ -124,6 +126,20 @@ async def test_a_failure_without_a_count_applies_to_every_attempt():
 
     assert {o.outcome for o in outcomes} == {Outcome.REJECTED}
     assert gateway.posts == []
+
+
+@pytest.mark.parametrize("kind, outcome", [
+    (ErrorClass.QUOTA, Outcome.TRANSIENT), (ErrorClass.AUTH, Outcome.REJECTED),
+    (ErrorClass.MEDIA, Outcome.REJECTED), (ErrorClass.POLICY, Outcome.REJECTED)])
+async def test_every_error_class_can_be_injected(kind, outcome):
+    gateway = SimulatedGateway(f"tiktok:{kind.value}:1")
+
+    failed = await gateway.post(make_request(platform="tiktok"))
+
+    assert (failed.outcome, failed.error_class) == (outcome, kind)
+    # a full window says when it resets: the item waits for it without spending an attempt
+    assert (failed.retry_after is not None) is (kind is ErrorClass.QUOTA)
+    assert (await gateway.post(make_request(platform="tiktok"))).outcome is Outcome.PUBLISHED
 
 
 async def test_failures_on_one_platform_leave_the_others_alone():
