@@ -15,7 +15,7 @@ from app.db.queue import lease_platform_attempts
 from app.domain.errors import Unavailable
 from app.domain.rules import Policy
 from app.neighbours import MediaLocator
-from app.platforms.simulated import SimulatedGateway
+from app.platforms.simulated import QUOTA_RESET_SECONDS, SimulatedGateway
 from app.relay import RelayFailed, relay_outbox
 from app.publishing import publish_attempt
 from app.scheduling import enqueue_due_items
@@ -284,3 +284,22 @@ async def test_m06_never_answering_fails_the_platform_once_its_attempts_are_spen
     assert statuses == ["pending"] * (POLICY.max_platform_attempts - 1) + ["failed"]
     assert reply["item"]["status"] == "failed"
     assert await lease_platform_attempts(pool, now + timedelta(days=1), 10, LEASE) == []
+
+
+async def test_a_full_posting_window_is_waited_out_without_spending_an_attempt(pool):
+    now = utcnow()
+    item = await claim(pool, now)
+    await apply(pool, "publish", item, {"platforms": ["tiktok"]}, now, actor=item.influencer_id)
+    gateway, media = SimulatedGateway("tiktok:quota:1"), MediaLocator(None, 1.0)
+
+    [reply] = await attempt_round(pool, gateway, media, now)
+    [row] = reply["item"]["platform_status"]
+    assert (row["status"], row["attempts"], row["error_class"]) == ("pending", 0, "quota")
+    reset = datetime.fromisoformat(row["next_attempt_at"])
+    assert reset == now + timedelta(seconds=QUOTA_RESET_SECONDS)
+    assert await attempt_round(pool, gateway, media, reset - timedelta(seconds=1)) == []
+
+    [reply] = await attempt_round(pool, gateway, media, reset)
+    [row] = reply["item"]["platform_status"]
+    assert (reply["item"]["status"], row["attempts"], row["error_class"]) == (
+        "published", 1, None)
