@@ -15,7 +15,8 @@ from app.db.queue import PlatformAttempt
 from app.domain.errors import NotFound, Unavailable
 from app.domain.model import ErrorClass, Outcome
 from app.neighbours import MediaLocator
-from app.platforms.gateway import PlatformGateway, PostRequest, PublishOutcome
+from app.platforms.gateway import (PlatformGateway, PostRequest, PublishOutcome,
+                                   idempotency_key)
 from app.topics import Send
 from app.wire import PlatformResultCommand, PlatformResultPayload, send_commands
 
@@ -37,7 +38,7 @@ def platform_result_command(attempt: PlatformAttempt,
     # Unique per call: after a manual retry resets the attempts, an unresolved platform
     # posts again with the same key and attempt number, and its answer must not be taken
     # for a repeat of the earlier round's (a redelivered message keeps its id).
-    key = f"{attempt.item_id}:{attempt.platform}:{attempt.key_attempt}"
+    key = idempotency_key(attempt.item_id, attempt.platform, attempt.key_attempt)
     return PlatformResultCommand(
         command_id=f"result:{key}:{attempt.attempts}:{uuid.uuid4().hex}",
         item_id=attempt.item_id,

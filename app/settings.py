@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -12,7 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.model import Platform
-from app.domain.quota import QuotaRule, Window
+from app.domain.quota import DEFAULT_QUOTAS, QuotaRule
 from app.domain.rules import CaptionLimits, Policy
 
 
@@ -61,9 +62,10 @@ class Settings(BaseSettings):
     simulated_failures: str = ""  # e.g. "instagram:rejected:1,youtube:transient:2"
     max_platform_attempts: int = 5
     # Posting limits per account, checked when a post is planned (0: no limit).
-    quota_instagram_posts_per_24h: int = Field(50, ge=0)
-    quota_tiktok_posts_per_24h: int = Field(15, ge=0)
-    quota_youtube_uploads_per_pacific_day: int = Field(100, ge=0)
+    quota_instagram_posts_per_24h: int = Field(DEFAULT_QUOTAS[Platform.INSTAGRAM].cap, ge=0)
+    quota_tiktok_posts_per_24h: int = Field(DEFAULT_QUOTAS[Platform.TIKTOK].cap, ge=0)
+    quota_youtube_uploads_per_pacific_day: int = Field(DEFAULT_QUOTAS[Platform.YOUTUBE].cap,
+                                                       ge=0)
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
     publish_lease_seconds: float = 60.0
@@ -136,11 +138,11 @@ class Settings(BaseSettings):
         )
 
     def quotas(self) -> dict[Platform, QuotaRule]:
-        caps = {Platform.INSTAGRAM: (self.quota_instagram_posts_per_24h, Window.ROLLING_24H),
-                Platform.TIKTOK: (self.quota_tiktok_posts_per_24h, Window.ROLLING_24H),
-                Platform.YOUTUBE: (self.quota_youtube_uploads_per_pacific_day,
-                                   Window.PACIFIC_DAY)}
-        return {p: QuotaRule(cap, window) for p, (cap, window) in caps.items() if cap > 0}
+        """The default rules with the configured caps (a cap of 0: no limit)."""
+        caps = {Platform.INSTAGRAM: self.quota_instagram_posts_per_24h,
+                Platform.TIKTOK: self.quota_tiktok_posts_per_24h,
+                Platform.YOUTUBE: self.quota_youtube_uploads_per_pacific_day}
+        return {p: replace(DEFAULT_QUOTAS[p], cap=cap) for p, cap in caps.items() if cap > 0}
 
     @property
     def faust_datadir(self) -> Path:

@@ -10,6 +10,20 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+
+class SentMessages:
+    """A `Send` (app/topics.py) for in-process tests: keeps what it is handed, or refuses it
+    while `away`, as a broker that cannot be reached would."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self.away = False
+
+    async def __call__(self, messages) -> None:
+        if self.away:
+            raise ConnectionError("the broker is away")
+        self.messages.extend(messages)
+
 JWT_SECRET = "test-secret-of-the-distribution-service-suite"
 DOWNLOAD_SECRET = "test-download-secret-of-the-distribution-suite"
 OPERATOR_SCOPE = "distribution:operate"

@@ -7,7 +7,14 @@ from typing import Any, Protocol
 
 from app.domain.model import ErrorClass, Outcome
 
-__all__ = ["ErrorClass", "Outcome", "PlatformGateway", "PostRequest", "PublishOutcome"]
+__all__ = ["ErrorClass", "Outcome", "PlatformGateway", "PostRequest", "PublishOutcome",
+           "idempotency_key"]
+
+
+def idempotency_key(item_id: str, platform: str, key_attempt: int) -> str:
+    """What the platform recognises a repeated post by: it changes only after a definite
+    answer (the key attempt advances)."""
+    return f"{item_id}:{platform}:{key_attempt}"
 
 
 @dataclass(frozen=True)
@@ -23,7 +30,7 @@ class PostRequest:
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.item_id}:{self.platform}:{self.key_attempt}"
+        return idempotency_key(self.item_id, self.platform, self.key_attempt)
 
     def body(self) -> dict[str, Any]:
         return {"item_id": self.item_id, "clip_id": self.clip_id,

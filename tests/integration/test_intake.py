@@ -4,22 +4,16 @@ them, a `send` that keeps what goes to the dead-letter topic, no Faust and no br
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 from aiokafka import ConsumerRecord
 
 from app.intake import ingest_records
-from app.topics import CLAIMED, CLAIMED_DLQ, Message
+from app.topics import CLAIMED, CLAIMED_DLQ
 from tests.factories import new_claimed_event
+from tests.support import SentMessages
 
 
-class Sent:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def __call__(self, messages: Sequence[Message]) -> None:
-        self.messages.extend(messages)
-
+class Sent(SentMessages):
     def dead_letters(self) -> dict[str, dict]:
         """reason -> the DLQ record, for each message sent to the claims DLQ."""
         assert {m.topic for m in self.messages} <= {CLAIMED_DLQ}

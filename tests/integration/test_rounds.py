@@ -4,7 +4,6 @@ handed (or refuses it, as a broker that is away would)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -24,22 +23,10 @@ from app.topics import COMMANDS, FAILED, PUBLISHED, Message
 from app.wire import ClaimData, make_command, parse_command
 from tests.factories import claim, unique
 from tests.fakes.media_server import FakeMediaServer
+from tests.support import SentMessages
 
 POLICY = Policy(min_schedule_lead=timedelta(seconds=0))
 LEASE = timedelta(seconds=30)
-
-
-class Outbox:
-    """A `send` that keeps the messages it takes, or refuses them while `away`."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.away = False
-
-    async def __call__(self, messages: Sequence[Message]) -> None:
-        if self.away:
-            raise ConnectionError("the broker is away")
-        self.messages.extend(messages)
 
 
 def settings(**changes) -> Settings:
@@ -77,7 +64,7 @@ async def test_a_scheduler_round_sends_one_publish_due_command_per_due_item_and_
         await apply(pool, "schedule", item, {"platforms": ["tiktok"],
                                              "scheduled_at": (now + timedelta(seconds=1)).isoformat()},
                     now, actor=item.influencer_id)
-    send = Outbox()
+    send = SentMessages()
     later = now + timedelta(seconds=2)
     assert await enqueue_due_items(pool, settings(), send, later) == 3
     assert await enqueue_due_items(pool, settings(), send, later) == 0  # taken already
@@ -96,7 +83,7 @@ async def test_due_items_whose_commands_were_not_sent_are_taken_again_after_the_
     await apply(pool, "schedule", item, {"platforms": ["tiktok"],
                                          "scheduled_at": (now + timedelta(seconds=1)).isoformat()},
                 now, actor=item.influencer_id)
-    send, s = Outbox(), settings(due_requeue_seconds=30)
+    send, s = SentMessages(), settings(due_requeue_seconds=30)
     send.away = True
     with pytest.raises(ConnectionError):
         await enqueue_due_items(pool, s, send, now + timedelta(seconds=2))
@@ -115,7 +102,7 @@ async def test_a_publishing_attempt_sends_the_platforms_answer_which_settles_the
     assert sorted(a.platform for a in attempts) == ["snapchat", "tiktok"]
     gateway = SimulatedGateway("snapchat:rejected")
     media = MediaLocator(None, 1.0)
-    send = Outbox()
+    send = SentMessages()
     try:
         for attempt in attempts:
             await publish_attempt(attempt, gateway, media, send)
@@ -139,7 +126,7 @@ async def test_an_attempt_whose_answer_could_not_be_sent_is_leased_again_after_i
     item = await claim(pool, now)
     await apply(pool, "publish", item, {"platforms": ["youtube"]}, now, actor=item.influencer_id)
     [attempt] = await lease_platform_attempts(pool, now, 10, LEASE)
-    send, gateway, media = Outbox(), SimulatedGateway(""), MediaLocator(None, 1.0)
+    send, gateway, media = SentMessages(), SimulatedGateway(""), MediaLocator(None, 1.0)
     send.away = True
     try:
         with pytest.raises(ConnectionError):
@@ -171,7 +158,7 @@ async def published_and_failed_items(pool, now: datetime) -> tuple[ClaimData, Cl
 async def test_the_relay_sends_pending_outcomes_keyed_by_item_and_marks_them_sent(pool):
     now = utcnow()
     ok, ko = await published_and_failed_items(pool, now)
-    send = Outbox()
+    send = SentMessages()
     assert await relay_outbox(pool, settings(), send) == 2
     assert await relay_outbox(pool, settings(), send) == 0
     assert [(m.topic, m.key.decode()) for m in send.messages] == [
@@ -182,7 +169,7 @@ async def test_the_relay_sends_pending_outcomes_keyed_by_item_and_marks_them_sen
 async def test_outcomes_the_broker_did_not_take_stay_pending_with_the_failure_noted(pool):
     now = utcnow()
     ok, _ = await published_and_failed_items(pool, now)
-    send = Outbox()
+    send = SentMessages()
     send.away = True
     with pytest.raises(RelayFailed) as failure:
         await relay_outbox(pool, settings(), send)
@@ -201,7 +188,7 @@ async def test_only_one_relay_sends_at_a_time(pool):
     await published_and_failed_items(pool, now)
     async with pool.acquire() as holder, holder.transaction():
         assert await holder.fetchval(Q["try_relay_lock"])
-        send = Outbox()
+        send = SentMessages()
         assert await relay_outbox(pool, settings(), send) == 0  # another relay leads
         assert send.messages == []
 
@@ -210,26 +197,40 @@ async def test_only_one_relay_sends_at_a_time(pool):
 # M06, the media lookup before each call
 
 
+@pytest.fixture
+async def m06():
+    """A fake M06 over real HTTP, and the service's client of it."""
+    async with FakeMediaServer() as server:
+        media = MediaLocator(server.url, 2.0)
+        try:
+            yield server, media
+        finally:
+            await media.close()
+
+
+async def publishing(pool, platform: str, now: datetime) -> ClaimData:
+    """A claimed item its owner has just published to one platform."""
+    item = await claim(pool, now)
+    await apply(pool, "publish", item, {"platforms": [platform]}, now, actor=item.influencer_id)
+    return item
+
+
 async def attempt_round(pool, gateway, media, now: datetime) -> list[dict]:
     """Leases what is due at `now`, makes each attempt, applies the answers; the replies."""
-    send = Outbox()
+    send = SentMessages()
     for attempt in await lease_platform_attempts(pool, now, 10, LEASE):
         await publish_attempt(attempt, gateway, media, send)
     return await apply_sent(pool, send.messages, now)
 
 
-async def test_a_clip_m06_has_no_media_for_fails_that_platform_at_once_without_a_call(pool):
+async def test_a_clip_m06_has_no_media_for_fails_that_platform_at_once_without_a_call(
+        pool, m06):
+    server, media = m06
     now = utcnow()
-    item = await claim(pool, now)
-    await apply(pool, "publish", item, {"platforms": ["youtube"]}, now, actor=item.influencer_id)
+    item = await publishing(pool, "youtube", now)
     gateway = SimulatedGateway("")
-    async with FakeMediaServer() as m06:
-        m06.script(item.clip_id, 404)
-        media = MediaLocator(m06.url, 2.0)
-        try:
-            [reply] = await attempt_round(pool, gateway, media, now)
-        finally:
-            await media.close()
+    server.script(item.clip_id, 404)
+    [reply] = await attempt_round(pool, gateway, media, now)
     final = reply["item"]
     assert (final["status"], final["failure_reason"]) == ("failed", "failed on youtube")
     [row] = final["platform_status"]
@@ -239,48 +240,38 @@ async def test_a_clip_m06_has_no_media_for_fails_that_platform_at_once_without_a
 
 
 async def test_m06_failing_for_a_while_is_retried_with_backoff_then_the_platform_published(
-        pool):
+        pool, m06):
+    server, media = m06
     now = utcnow()
-    item = await claim(pool, now)
-    await apply(pool, "publish", item, {"platforms": ["tiktok"]}, now, actor=item.influencer_id)
+    item = await publishing(pool, "tiktok", now)
     gateway = SimulatedGateway("")
-    async with FakeMediaServer() as m06:
-        m06.script(item.clip_id, 503)
-        media = MediaLocator(m06.url, 2.0)
-        try:
-            [reply] = await attempt_round(pool, gateway, media, now)
-            [row] = reply["item"]["platform_status"]
-            assert (row["status"], row["attempts"]) == ("pending", 1)
-            assert row["error"] == "media: M06 answered 503"
-            assert (row["error_class"], row["reason_code"]) == ("transient", "media_unavailable")
-            retry_at = datetime.fromisoformat(row["next_attempt_at"])
-            assert retry_at >= now + timedelta(seconds=1)  # M06's Retry-After is a floor
-            assert await attempt_round(pool, gateway, media, retry_at - timedelta(
-                milliseconds=1)) == []  # not before its time
-            [reply] = await attempt_round(pool, gateway, media, retry_at)
-        finally:
-            await media.close()
-        assert [lookup.status for lookup in m06.lookups_for(item.clip_id)] == [503, 200]
+    server.script(item.clip_id, 503)
+    [reply] = await attempt_round(pool, gateway, media, now)
+    [row] = reply["item"]["platform_status"]
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert row["error"] == "media: M06 answered 503"
+    assert (row["error_class"], row["reason_code"]) == ("transient", "media_unavailable")
+    retry_at = datetime.fromisoformat(row["next_attempt_at"])
+    assert retry_at >= now + timedelta(seconds=1)  # M06's Retry-After is a floor
+    assert await attempt_round(pool, gateway, media,
+                               retry_at - timedelta(milliseconds=1)) == []  # not before
+    [reply] = await attempt_round(pool, gateway, media, retry_at)
+    assert [lookup.status for lookup in server.lookups_for(item.clip_id)] == [503, 200]
     assert reply["item"]["status"] == "published"
     assert [r.media_url for r in gateway.posts] == [FakeMediaServer.media_url(item.clip_id)]
 
 
-async def test_m06_never_answering_fails_the_platform_once_its_attempts_are_spent(pool):
+async def test_m06_never_answering_fails_the_platform_once_its_attempts_are_spent(
+        pool, m06):
+    server, media = m06
     now = utcnow()
-    item = await claim(pool, now)
-    await apply(pool, "publish", item, {"platforms": ["instagram"]}, now,
-                actor=item.influencer_id)
-    async with FakeMediaServer() as m06:
-        m06.script(item.clip_id, *[503] * POLICY.max_platform_attempts)
-        media = MediaLocator(m06.url, 2.0)
-        statuses = []
-        try:
-            for _ in range(POLICY.max_platform_attempts):
-                now += timedelta(seconds=POLICY.backoff_max_seconds + 1)
-                [reply] = await attempt_round(pool, SimulatedGateway(""), media, now)
-                statuses.append(reply["item"]["platform_status"][0]["status"])
-        finally:
-            await media.close()
+    item = await publishing(pool, "instagram", now)
+    server.script(item.clip_id, *[503] * POLICY.max_platform_attempts)
+    statuses = []
+    for _ in range(POLICY.max_platform_attempts):
+        now += timedelta(seconds=POLICY.backoff_max_seconds + 1)
+        [reply] = await attempt_round(pool, SimulatedGateway(""), media, now)
+        statuses.append(reply["item"]["platform_status"][0]["status"])
     assert statuses == ["pending"] * (POLICY.max_platform_attempts - 1) + ["failed"]
     assert reply["item"]["status"] == "failed"
     assert await lease_platform_attempts(pool, now + timedelta(days=1), 10, LEASE) == []
@@ -288,8 +279,7 @@ async def test_m06_never_answering_fails_the_platform_once_its_attempts_are_spen
 
 async def test_a_full_posting_window_is_waited_out_without_spending_an_attempt(pool):
     now = utcnow()
-    item = await claim(pool, now)
-    await apply(pool, "publish", item, {"platforms": ["tiktok"]}, now, actor=item.influencer_id)
+    await publishing(pool, "tiktok", now)
     gateway, media = SimulatedGateway("tiktok:quota:1"), MediaLocator(None, 1.0)
 
     [reply] = await attempt_round(pool, gateway, media, now)
