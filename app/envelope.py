@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain import events as e
 from app.domain.model import Item, PlatformStatus
-from app.topics import FAILED, PUBLISHED
+from app.topics import ACCOUNTS, FAILED, PUBLISHED, UNKNOWN
 
 SOURCE = "M31"
 EVENT_VERSION = 1
@@ -82,8 +82,21 @@ def outcome_envelopes(item: Item, events: list[e.Event], now: datetime,
             topic, data = PUBLISHED, outcome_data(item)
         elif isinstance(ev, e.ItemFailed):
             topic, data = FAILED, {**outcome_data(item), "reason": ev.reason}
+        elif isinstance(ev, e.PlatformUnknown):
+            topic, data = UNKNOWN, {**outcome_data(item), "platform": ev.platform.value,
+                                    "reason_code": ev.reason_code, "reason": ev.error}
         else:
             continue
         event_id = uuid.uuid5(EVENT_ID_NAMESPACE, f"{cause}:{topic}") if cause else None
         out.append((topic, make_envelope(topic, item.id, data, now, trace_id, event_id)))
     return out
+
+
+def account_envelope(event_type: str, influencer_id: str, platform: str, now: datetime,
+                     reason_code: str | None = None, error: str | None = None,
+                     trace_id: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(topic, envelope) of an account's change: needs reconnecting, or reconnected."""
+    data = {"influencer_id": influencer_id, "platform": platform, "reason_code": reason_code,
+            "error": error}
+    return ACCOUNTS, make_envelope(event_type, f"{influencer_id}:{platform}", data, now,
+                                   trace_id)

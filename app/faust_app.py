@@ -23,7 +23,7 @@ from app.settings import Settings, get_settings
 #: The app's parts, imported before the worker starts (explicit discovery).
 COMPONENTS = ("agents.claims", "agents.commands", "agents.publisher", "agents.scheduler",
               "agents.outbox_relay", "agents.housekeeping", "tables.publish_stats", "web.items",
-              "web.downloads", "web.health", "web.stats")
+              "web.downloads", "web.health", "web.stats", "web.accounts")
 
 
 class DistributionApp(faust.App):

@@ -21,7 +21,8 @@ from app.domain.model import Item
 from app.domain.quota import check_quota, planned_posts
 from app.domain.rules import Policy, claim_expires_at
 from app.domain.transitions import Decision, decide
-from app.envelope import outcome_envelopes
+from app.envelope import account_envelope, outcome_envelopes
+from app.topics import NEEDS_RECONNECT
 from app.wire import ClaimData, Command
 
 log = logging.getLogger("distribution.handlers")
@@ -67,6 +68,7 @@ async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Po
             await uow.items.add_analytics(command.item_id, decision.events, now, command.actor)
             outcomes = outcome_envelopes(decision.item, decision.events, now,
                                          command.trace_id, cause=command.command_id)
+            outcomes += await hold_accounts(uow, decision.events, now, command.trace_id)
             for topic, envelope in outcomes:
                 await uow.outbox.add(topic, envelope)
             applied = Applied(
@@ -82,6 +84,22 @@ async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Po
                                   applied.reply)
         await uow.commit()
     return applied
+
+
+async def hold_accounts(uow: UnitOfWork, events: list[e.Event], now: datetime,
+                        trace_id: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """Holds each account that needs reconnecting; the event goes out once per hold (the
+    account's other posts that meet the same refusal meanwhile add nothing)."""
+    out = []
+    for ev in events:
+        if isinstance(ev, e.AccountNeedsReconnect) and await uow.accounts.hold(
+                ev.influencer_id, ev.platform.value, ev.reason_code, ev.error):
+            log.warning("account needs reconnecting: its posts are held", extra={
+                "influencer_id": ev.influencer_id, "platform": ev.platform.value,
+                "reason_code": ev.reason_code, "error": ev.error})
+            out.append(account_envelope(NEEDS_RECONNECT, ev.influencer_id, ev.platform.value,
+                                        now, ev.reason_code, ev.error, trace_id))
+    return out
 
 
 #: Posts this long before a planned one can share its window (a Pacific day of 25 hours

@@ -15,6 +15,7 @@ from app.db.queue import PlatformAttempt
 from app.domain.errors import NotFound, Unavailable
 from app.domain.model import ErrorClass, Outcome
 from app.neighbours import MediaLocator
+from app.platforms.direct import LeaseLost
 from app.platforms.gateway import (PlatformGateway, PostRequest, PublishOutcome,
                                    idempotency_key)
 from app.topics import Send
@@ -51,9 +52,10 @@ def platform_result_command(attempt: PlatformAttempt,
 
 
 async def publish_attempt(attempt: PlatformAttempt, gateway: PlatformGateway,
-                          media: MediaLocator, send: Send) -> PublishOutcome:
-    """Make one leased attempt and send its answer. Raises when the answer cannot be sent
-    (no broker): the lease then runs out and the attempt is made again, with the same key."""
+                          media: MediaLocator, send: Send) -> PublishOutcome | None:
+    """Make one leased attempt and send its answer (None: nothing sent, a later lease took
+    the attempt over). Raises when the answer cannot be sent (no broker): the lease then
+    runs out and the attempt is made again, with the same key."""
     try:
         location = await media.media_for(attempt.clip_id)
     except (NotFound, Unavailable) as exc:
@@ -66,8 +68,16 @@ async def publish_attempt(attempt: PlatformAttempt, gateway: PlatformGateway,
         request = PostRequest(item_id=attempt.item_id, platform=attempt.platform,
                               clip_id=attempt.clip_id, influencer_id=attempt.influencer_id,
                               media_url=location.url, caption=attempt.caption,
-                              overlays=attempt.overlays, key_attempt=attempt.key_attempt)
-        outcome = await gateway.post(request)
+                              overlays=attempt.overlays, key_attempt=attempt.key_attempt,
+                              media=location, lease=attempt.lease)
+        try:
+            outcome = await gateway.post(request)
+        except LeaseLost:
+            # a later lease of the attempt is under way; its answer is the one that counts
+            log.warning("attempt taken over by a later lease: no answer sent", extra={
+                "item_id": attempt.item_id, "platform": attempt.platform,
+                "attempt": attempt.attempts})
+            return None
         log.info("platform answered", extra={
             "item_id": attempt.item_id, "platform": attempt.platform,
             "attempt": attempt.attempts, "idempotency_key": request.idempotency_key,

@@ -19,7 +19,7 @@ from app.broker_security import kafka_client_kwargs
 from app.db.pool import CONNECTION_ERRORS, create_pool
 from app.neighbours import MediaLocator
 from app.platforms.gateway import PlatformGateway
-from app.settings import Settings
+from app.settings import Settings, publishing_problems
 from app.topics import SERVICE_TOPICS
 
 log = logging.getLogger("distribution.app")
@@ -28,12 +28,25 @@ log = logging.getLogger("distribution.app")
 POOL_ATTEMPTS = 30
 
 
-def make_gateway(settings: Settings) -> PlatformGateway:
-    if settings.platform_gateway_url:
+def make_gateway(settings: Settings, pool: asyncpg.Pool) -> PlatformGateway:
+    """The platform adapter of the publishing mode (settings.publishing_problems says what
+    each mode needs)."""
+    s = settings
+    problems = publishing_problems(s)
+    if problems:
+        raise ValueError("; ".join(problems))
+    if s.publishing_mode == "gateway":
         from app.platforms.http import HttpGateway
-        return HttpGateway(settings.platform_gateway_url, settings.platform_timeout_seconds)
+        return HttpGateway(s.platform_gateway_url, s.platform_timeout_seconds)
+    if s.publishing_mode == "direct":
+        from app.accounts import AccountsClient
+        from app.platforms.direct_gateway import DirectGateway
+        token = s.accounts_token.get_secret_value() if s.accounts_token else None
+        accounts = AccountsClient(s.accounts_url, token, s.accounts_timeout_seconds)
+        return DirectGateway(pool, accounts, s.platform_api_urls, s.platform_timeout_seconds,
+                             s.platform_poll_interval_seconds, s.publish_lease_seconds)
     from app.platforms.simulated import SimulatedGateway
-    return SimulatedGateway(settings.simulated_failures)
+    return SimulatedGateway(s.simulated_failures)
 
 
 class Resources(faust.Service):
@@ -52,7 +65,7 @@ class Resources(faust.Service):
         s = self.settings
         await self._ensure_topics()
         self.pool = await self._open_pool()
-        self.gateway = make_gateway(s)
+        self.gateway = make_gateway(s, self.pool)
         self.media = MediaLocator(s.media_base_url, s.media_timeout_seconds)
         log.info("worker resources ready", extra={"web_port": s.web_port})
 

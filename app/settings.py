@@ -56,8 +56,15 @@ class Settings(BaseSettings):
     caption_youtube_title_chars: int = 100
     caption_snapchat_chars: int = 160
 
-    # Publishing.
-    platform_gateway_url: str | None = None  # unset: the simulated adapter
+    # Publishing: `simulated` (in-process, the default), `gateway` (our gateway contract at
+    # platform_gateway_url; the default when that is set) or `direct` (each platform's API).
+    platform_mode: Literal["simulated", "gateway", "direct"] | None = None
+    platform_gateway_url: str | None = None
+    tiktok_api_url: str = "https://open.tiktokapis.com"
+    instagram_api_url: str = "https://graph.facebook.com/v21.0"
+    youtube_api_url: str = "https://www.googleapis.com"
+    snapchat_api_url: str = "https://businessapi.snapchat.com"
+    platform_poll_interval_seconds: float = Field(30.0, gt=0)  # platforms still processing
     platform_timeout_seconds: float = 10.0
     simulated_failures: str = ""  # e.g. "instagram:rejected:1,youtube:transient:2"
     max_platform_attempts: int = 5
@@ -83,6 +90,9 @@ class Settings(BaseSettings):
     # Neighbours.
     media_base_url: str | None = None  # M06 owner API; unset: a deterministic local stand-in
     media_timeout_seconds: float = 2.0
+    accounts_url: str | None = None  # M10 owner API (credentials); required in direct mode
+    accounts_token: SecretStr | None = None  # sent as a bearer token to M10 when set
+    accounts_timeout_seconds: float = 5.0
     download_secret: SecretStr | None = None  # signing key of download links, at least 32 bytes
     download_ttl_seconds: int = 900
 
@@ -163,6 +173,19 @@ class Settings(BaseSettings):
         return self.download_secret.get_secret_value().encode() if self.download_secret else b""
 
     @property
+    def publishing_mode(self) -> str:
+        if self.platform_mode is not None:
+            return self.platform_mode
+        return "gateway" if self.platform_gateway_url else "simulated"
+
+    @property
+    def platform_api_urls(self) -> dict[Platform, str]:
+        return {Platform.TIKTOK: self.tiktok_api_url,
+                Platform.INSTAGRAM: self.instagram_api_url,
+                Platform.YOUTUBE: self.youtube_api_url,
+                Platform.SNAPCHAT: self.snapchat_api_url}
+
+    @property
     def base_url(self) -> str:
         return self.public_base_url or f"http://{self.web_host}:{self.web_port}"
 
@@ -194,6 +217,20 @@ def _secret_problem(variable: str, secret: SecretStr | None, development: str) -
     return None
 
 
+def publishing_problems(settings: Settings) -> list[str]:
+    """What the publishing mode needs and is not set."""
+    mode, problems = settings.publishing_mode, []
+    if mode == "gateway" and not settings.platform_gateway_url:
+        problems.append("DISTRIBUTION_PLATFORM_MODE=gateway needs "
+                        "DISTRIBUTION_PLATFORM_GATEWAY_URL")
+    if mode == "direct":
+        for variable, value in (("DISTRIBUTION_ACCOUNTS_URL", settings.accounts_url),
+                                ("DISTRIBUTION_MEDIA_BASE_URL", settings.media_base_url)):
+            if not value:
+                problems.append(f"DISTRIBUTION_PLATFORM_MODE=direct needs {variable}")
+    return problems
+
+
 def unsafe_settings(settings: Settings) -> list[str]:
     """Why these settings must not serve anyone but a developer (empty: they may)."""
     problems = []
@@ -213,6 +250,7 @@ def unsafe_settings(settings: Settings) -> list[str]:
     if settings.jwt_secret is not None and settings.download_secret is not None and (
             settings.jwt_secret.get_secret_value() == settings.download_secret.get_secret_value()):
         problems.append("DISTRIBUTION_DOWNLOAD_SECRET must differ from DISTRIBUTION_JWT_SECRET")
+    problems += publishing_problems(settings)
     retention = settings.processed_commands_retention_hours
     if retention <= settings.topic_retention_hours:
         problems.append(

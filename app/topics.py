@@ -22,11 +22,17 @@ COMMANDS_DLQ = "distribution.commands.dlq"
 PUBLISHED = "distribution.published"
 FAILED = "distribution.failed"
 OUTCOMES = (PUBLISHED, FAILED)
+#: A platform whose outcome cannot be established (an operator settles it), keyed by item.
+UNKNOWN = "distribution.unknown"
+#: Accounts that need reconnecting, and reconnected again; keyed by influencer:platform.
+ACCOUNTS = "distribution.accounts"
+NEEDS_RECONNECT, RECONNECTED = "account.needs_reconnect", "account.reconnected"
 #: Internal: platform outcomes re-keyed by platform for the statistics table.
 STATS_PLATFORM_OUTCOMES = "distribution-stats-platform-outcomes"
 
 #: Created at start with the configured partitions, replication and retention.
-SERVICE_TOPICS = (CLAIMED, CLAIMED_DLQ, COMMANDS, COMMANDS_DLQ, PUBLISHED, FAILED)
+SERVICE_TOPICS = (CLAIMED, CLAIMED_DLQ, COMMANDS, COMMANDS_DLQ, PUBLISHED, FAILED, UNKNOWN,
+                  ACCOUNTS)
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,18 @@ class PlatformResultPayload(Payload):
         return c.RecordPlatformResult(**self.model_dump())
 
 
+class ResolvePlatformPayload(Payload):
+    """An operator's settlement of a platform whose outcome is unknown."""
+
+    platform: str
+    outcome: Literal["published", "not_published"]
+    post_id: str | None = Field(None, min_length=1, max_length=200)
+    post_url: str | None = Field(None, max_length=2000)
+
+    def to_domain(self) -> c.ResolvePlatform:
+        return c.ResolvePlatform(self.platform, self.outcome, self.post_id, self.post_url)
+
+
 class PingPayload(Payload):
     """A readiness probe's round trip through the command agent; it changes nothing."""
 
@@ -225,6 +237,11 @@ class PlatformResultCommand(CommandBase):
     payload: PlatformResultPayload
 
 
+class ResolvePlatformCommand(CommandBase):
+    kind: Literal["resolve-platform"] = "resolve-platform"
+    payload: ResolvePlatformPayload
+
+
 class PingCommand(CommandBase):
     kind: Literal["ping"] = "ping"
     payload: PingPayload = Field(default_factory=PingPayload)
@@ -232,7 +249,8 @@ class PingCommand(CommandBase):
 
 Command = Annotated[
     AddOverlayCommand | ScheduleCommand | RescheduleCommand | PublishCommand | RetryCommand
-    | DownloadCommand | PublishDueCommand | PlatformResultCommand | PingCommand,
+    | DownloadCommand | PublishDueCommand | PlatformResultCommand | ResolvePlatformCommand
+    | PingCommand,
     Field(discriminator="kind")]
 _COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
 #: Every kind a command may have.

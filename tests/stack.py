@@ -19,8 +19,9 @@ from app.db.pool import create_pool
 from app.embedded import Broker, WorkerProcess
 from tests.clients import Api, Topics
 from tests.databases import DatabaseServer, EmbeddedPostgres
-from tests.fakes.media_server import FakeMediaServer
-from tests.fakes.platform_server import FakePlatformServer
+from fakes.direct import DirectFakes
+from fakes.gateway import FakePlatformServer
+from fakes.media import FakeMediaServer
 from tests.support import DOWNLOAD_SECRET, JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,14 +75,17 @@ class Stack:
     session: aiohttp.ClientSession
     logs: Path
     postgres: EmbeddedPostgres | None = None  # the stack's own server, if it has one
+    direct: DirectFakes | None = None  # the platforms' own APIs, M10 and M06 (direct mode)
     workers: list[WorkerProcess] = field(default_factory=list)
 
     def worker(self, **env: str) -> WorkerProcess:
         """A new worker process posting to the fake platforms (not yet ready: await
-        `.ready()`); stopped with the stack."""
-        settings = {"DISTRIBUTION_PLATFORM_GATEWAY_URL": self.platforms.url,
-                    "DISTRIBUTION_PLATFORM_TIMEOUT_SECONDS": "2",
-                    "DISTRIBUTION_MEDIA_BASE_URL": self.media.url, **env}
+        `.ready()`); stopped with the stack. In a direct stack, through the platforms'
+        own APIs."""
+        reached = (self.direct.env() if self.direct else
+                   {"DISTRIBUTION_PLATFORM_GATEWAY_URL": self.platforms.url,
+                    "DISTRIBUTION_MEDIA_BASE_URL": self.media.url})
+        settings = {"DISTRIBUTION_PLATFORM_TIMEOUT_SECONDS": "2", **reached, **env}
         proc = worker_process(self.database_url, self.broker.bootstrap,
                               self.logs / f"worker-{len(self.workers) + 1}.log", **settings)
         self.workers.append(proc.start())
@@ -98,11 +102,14 @@ class Stack:
 async def open_stack(logs: Path, *, database_server: DatabaseServer | None = None,
                      own_postgres: bool = False, broker: Broker | None = None,
                      platforms: FakePlatformServer | None = None,
-                     media: FakeMediaServer | None = None) -> AsyncIterator[Stack]:
+                     media: FakeMediaServer | None = None,
+                     direct: bool = False) -> AsyncIterator[Stack]:
     """A stack logging into `logs`, on a fresh database cloned on `database_server`, or,
     with `own_postgres`, on an embedded PostgreSQL of its own (`stack.postgres`). A `broker`
     or `platforms` passed in are shared and left running; otherwise the stack starts its
-    own (likewise the fake M06, `media`). Workers, clients and whatever the stack started
+    own (likewise the fake M06, `media`). With `direct`, the stack also runs fakes of the
+    four platforms' own APIs and of M10 (`stack.direct`, whose M06 is `stack.media`), and
+    its workers publish in direct mode. Workers, clients and whatever the stack started
     are stopped on the way out, and its database dropped."""
     if own_postgres == (database_server is not None):
         raise ValueError("a stack needs either a database_server or own_postgres")
@@ -122,6 +129,11 @@ async def open_stack(logs: Path, *, database_server: DatabaseServer | None = Non
             platforms = FakePlatformServer()
             platforms.start_in_thread()
             parts.callback(platforms.stop_thread)
+        fakes = None
+        if direct:
+            fakes = DirectFakes(**({"media": media} if media else {})).start_in_thread()
+            parts.callback(fakes.stop_thread)
+            media = fakes.media
         if media is None:
             media = FakeMediaServer()
             media.start_in_thread()
@@ -133,7 +145,7 @@ async def open_stack(logs: Path, *, database_server: DatabaseServer | None = Non
         session = await parts.enter_async_context(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)))
         stack = Stack(broker, database_url, pool, platforms, media, topics, session, logs,
-                      postgres)
+                      postgres, fakes)
 
         def stop_workers() -> None:
             if postgres is not None:

@@ -31,7 +31,7 @@ from app.faust_app import app
 from app.wire import Command, PingCommand, command_message, make_command
 
 from . import schemas
-from .auth import Caller, TokenVerifier
+from .auth import Caller, TokenVerifier, require_operator
 from .errors import STATUS_BY_CODE, ApiView
 from .rate_limit import RateLimiter
 
@@ -124,18 +124,22 @@ class CommandView(ApiView):
     route: str
     schema: type[schemas.Body] = schemas.EmptyBody
     status: int = 200
+    operator_only: bool = False
 
-    async def post(self, request: Request, id: str) -> Response:
+    async def post(self, request: Request, id: str, **path: str) -> Response:
+        """`path`: the route's other parameters, which join the payload (`platform`)."""
         caller = await authenticate(request)
         item_id = schemas.check_item_id(id)
         key = idempotency_key(request)
-        payload = schemas.parse(await request.read(), self.schema).payload()
+        payload = {**schemas.parse(await request.read(), self.schema).payload(), **path}
         await check_access(caller, item_id)
+        if self.operator_only:
+            require_operator(caller)
         if key is None:
             body, status = self.answer(await self.run(f"http:{uuid.uuid4().hex}", caller,
                                                       item_id, payload))
             return self.json(body, status=status)
-        scope = KeyScope(caller.subject, self.route, item_id, key)
+        scope = KeyScope(caller.subject, "/".join([self.route, *path.values()]), item_id, key)
         s = app.settings
         begun = await bounded(idempotency.begin(
             app.pool, scope, request_hash(payload), app.now(),
@@ -231,6 +235,13 @@ class Download(CommandView):
                f"?expires={expires}&signature={signature}")
         expires_at = rfc3339(datetime.fromtimestamp(expires, timezone.utc))
         return {"url": url, "expires_at": expires_at}, 200
+
+
+@app.page(ITEM + "/platforms/{platform}/resolve")
+class ResolvePlatform(CommandView):
+    """An operator settles a platform whose outcome is unknown."""
+
+    kind, route, schema, operator_only = "resolve-platform", "resolve", schemas.ResolveBody, True
 
 
 async def readable_item(request: Request, item_id: str) -> StoredItem:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
+from app.domain.model import Platform
 from app.settings import Settings
 
 from . import schemas as s
@@ -34,6 +35,7 @@ COMPONENT_NAMES = {
     "OverlayBody": "OverlayRequest", "ScheduleBody": "ScheduleRequest",
     "RescheduleBody": "RescheduleRequest", "PublishBody": "PublishRequest",
     "PublishMultiBody": "PublishMultiRequest", "EmptyBody": "EmptyRequest",
+    "ResolveBody": "ResolveRequest", "AccountReconnectedOut": "AccountReconnected",
     "CaptionBody": "CaptionRequest", "CaptionTextBody": "CaptionTextRequest",
     "ItemOut": "Item", "Status": "ItemStatus", "OverlayOut": "Overlay", "CaptionOut": "Caption",
     "CaptionTextOut": "CaptionText", "PlatformStatusOut": "PlatformStatus",
@@ -45,9 +47,11 @@ COMPONENT_NAMES = {
     "ChecksOut": "ReadinessChecks",
 }
 REQUESTS: list[type[BaseModel]] = [s.OverlayBody, s.ScheduleBody, s.RescheduleBody,
-                                   s.PublishBody, s.PublishMultiBody, s.EmptyBody]
+                                   s.PublishBody, s.PublishMultiBody, s.EmptyBody,
+                                   s.ResolveBody]
 ANSWERS: list[type[BaseModel]] = [s.ItemOut, s.PreviewOut, s.DownloadLinkOut, s.StatsOut,
-                                  s.ErrorOut, s.HealthOut, s.ReadinessOut]
+                                  s.ErrorOut, s.HealthOut, s.ReadinessOut,
+                                  s.AccountReconnectedOut]
 
 
 class _ComponentSchemas(GenerateJsonSchema):
@@ -136,6 +140,13 @@ PARAMETERS = {
         "schema": {"type": "string", "minLength": 1, "maxLength": 255,
                    "pattern": s.IDEMPOTENCY_KEY_PATTERN},
         "example": "0b6c9f6e-6a4e-4d8e-9a57-1f2b8e1c2d3f"},
+    "Platform": {
+        "name": "platform", "in": "path", "required": True, "description": "The platform.",
+        "schema": {"type": "string", "enum": [p.value for p in Platform]}, "example": "tiktok"},
+    "InfluencerId": {
+        "name": "influencer_id", "in": "path", "required": True,
+        "description": "The influencer whose connected account it is.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200}, "example": "inf_42"},
     "DownloadExpires": {
         "name": "expires", "in": "query", "required": True,
         "description": "Expiry of the link, in seconds since the epoch (part of the link).",
@@ -359,6 +370,16 @@ def paths() -> dict[str, Any]:
     }
     for post in POSTS:
         items[f"{ITEM}/{post[0]}"] = {"post": post_operation(*post)}
+    resolve = post_operation(
+        "resolve", "resolvePlatform", "Settle a platform whose outcome is unknown (operators)",
+        "Only for a platform in status `unknown` (a crash left it impossible to establish "
+        "whether the platform posted; it is never posted again automatically). `published` "
+        "records the post the operator found; `not_published` fails the platform, and a "
+        f"retry then posts it again. Needs the `{OPERATOR_SCOPE}` scope (403 otherwise).",
+        s.ResolveBody, 200, s.ItemOut, "The item after the change.")
+    resolve["parameters"].insert(1, ref("Platform", "parameters"))
+    resolve["responses"].update(errors("403"))
+    items[f"{ITEM}/platforms/{{platform}}/resolve"] = {"post": resolve}
     plain = {"security": [], "tags": ["operations"]}
     return {
         **items,
@@ -374,6 +395,20 @@ def paths() -> dict[str, Any]:
                 "302": {"description": "To the clip.",
                         "headers": {"Location": ref("Location", "headers")}},
                 **errors("403", "404", "405", "429", "503", "504", download=True)}}},
+        f"{API}/accounts/{{influencer_id}}/{{platform}}/reconnected": {"post": {
+            "tags": ["operations"], "operationId": "accountReconnected",
+            "summary": "An account on hold is usable again (M10's notice)",
+            "description": "After a platform refused an account's token even once refreshed, "
+                           "the account's posts on that platform are held (neither attempted "
+                           "nor failed) and `account.needs_reconnect` goes out on "
+                           "distribution.accounts. This notice lifts the hold: the held posts "
+                           "are due at once, and `account.reconnected` goes out. Needs the "
+                           f"`{OPERATOR_SCOPE}` scope.",
+            "security": BEARER,
+            "parameters": [ref("InfluencerId", "parameters"), ref("Platform", "parameters")],
+            "responses": {"200": {"description": "What changed.",
+                                  "content": json_content(s.AccountReconnectedOut)},
+                          **errors("400", *OPERATOR_ERRORS)}}},
         f"{API}/stats": {"get": {
             "tags": ["operations"], "operationId": "getStats",
             "summary": "Live per-platform publishing statistics (operators)",

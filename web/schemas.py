@@ -236,6 +236,21 @@ class PublishMultiBody(Body):
     caption: CaptionBody | None = None
 
 
+class ResolveBody(Body):
+    """What an operator found on the platform for a platform whose outcome is unknown."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"outcome": "published", "post_id": "7301234567890123456",
+         "post_url": "https://www.tiktok.com/@creator/video/7301234567890123456"},
+        {"outcome": "not_published"}]})
+
+    outcome: Literal["published", "not_published"] = Field(
+        description="`published`: the post exists (give its id); `not_published`: it does "
+                    "not, and the platform fails (a retry posts it again).")
+    post_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    post_url: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+
+
 class EmptyBody(Body):
     """An empty object (an empty body is read as one)."""
 
@@ -521,6 +536,18 @@ class ErrorOut(Out):
                     "errors": [{"field": "duration_seconds", "message": _TOO_LONG}]}}}]})
 
     error: ErrorBodyOut
+
+
+class AccountReconnectedOut(Out):
+    """What a reconnect notice changed."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"influencer_id": "inf_42", "platform": "tiktok", "released": True}]})
+
+    influencer_id: str
+    platform: Platform
+    released: bool = Field(description="Whether the account was on hold: its held posts on "
+                                       "the platform are due again at once.")
 
 
 class HealthOut(Out):

@@ -147,18 +147,22 @@ RETURNING id, scheduled_at
 -- name: lease_platform_attempts
 -- Leases a batch of platforms waiting for an attempt (or whose lease ran out), recording
 -- the attempt before the call (the lease rule: app/db/queue.py); what the call needs.
--- $1 now, $2 batch size, $3 lease expiry
+-- Accounts on hold (needs reconnect) are passed over. $1 now, $2 batch size, $3 lease expiry
 WITH due AS (
-    SELECT item_id, platform FROM distribution_platform_status
-    WHERE status IN ('pending', 'publishing') AND next_attempt_at <= $1
-    ORDER BY next_attempt_at
+    SELECT p.item_id, p.platform FROM distribution_platform_status p
+    JOIN distribution_items i ON i.id = p.item_id
+    WHERE p.status IN ('pending', 'publishing') AND p.next_attempt_at <= $1
+      AND NOT EXISTS (SELECT 1 FROM distribution_account_holds h
+                      WHERE h.influencer_id = i.influencer_id AND h.platform = p.platform)
+    ORDER BY p.next_attempt_at
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF p SKIP LOCKED
 ), leased AS (
     UPDATE distribution_platform_status p
-    SET status = 'publishing', attempts = p.attempts + 1, next_attempt_at = $3, updated_at = now()
+    SET status = 'publishing', attempts = p.attempts + 1, lease = p.lease + 1,
+        next_attempt_at = $3, updated_at = now()
     FROM due WHERE p.item_id = due.item_id AND p.platform = due.platform
-    RETURNING p.item_id, p.platform, p.attempts, p.key_attempt
+    RETURNING p.item_id, p.platform, p.attempts, p.key_attempt, p.lease
 )
 SELECT leased.*, i.influencer_id, i.clip_id,
     (SELECT to_jsonb(c) FROM distribution_captions c WHERE c.item_id = i.id) AS caption,
@@ -167,6 +171,35 @@ SELECT leased.*, i.influencer_id, i.clip_id,
                                ORDER BY o.type), '[]'::jsonb)  -- play order: intro, outro
        FROM distribution_overlays o WHERE o.item_id = i.id) AS overlays
 FROM leased JOIN distribution_items i ON i.id = leased.item_id
+
+-- name: extend_lease
+-- Keeps a lease while its call is under way; false once another lease took the attempt.
+-- $1 item id, $2 platform, $3 lease number, $4 new expiry
+UPDATE distribution_platform_status SET next_attempt_at = $4
+WHERE item_id = $1 AND platform = $2 AND lease = $3 AND status = 'publishing'
+RETURNING true
+
+-- name: claim_ledger_entry
+-- The attempt's ledger entry for this lease ("started" when new); nothing when a later
+-- lease claimed it. $1 item id, $2 platform, $3 key attempt, $4 lease number
+INSERT INTO distribution_publish_ledger AS l (item_id, platform, key_attempt, lease, step)
+VALUES ($1, $2, $3, $4, 'started')
+ON CONFLICT (item_id, platform, key_attempt) DO UPDATE SET lease = EXCLUDED.lease
+WHERE l.lease <= EXCLUDED.lease
+RETURNING step, handles, started_at, updated_at
+
+-- name: record_ledger_step
+-- A step and its handles, by the lease that holds the entry; nothing when it lost it.
+-- $1 item id, $2 platform, $3 key attempt, $4 lease number, $5 step, $6 handles to merge
+UPDATE distribution_publish_ledger
+SET step = $5, handles = handles || $6::jsonb, updated_at = now()
+WHERE item_id = $1 AND platform = $2 AND key_attempt = $3 AND lease = $4
+RETURNING step, handles, started_at, updated_at
+
+-- name: ledger_entries
+-- Every ledger entry of an item, for operators and tests. $1 item id
+SELECT platform, key_attempt, lease, step, handles, started_at, updated_at
+FROM distribution_publish_ledger WHERE item_id = $1 ORDER BY platform, key_attempt
 
 -- name: try_relay_lock
 -- One relay at a time keeps each item's events in order (transaction-scoped).
@@ -278,3 +311,21 @@ SELECT $4::timestamptz
 FROM distribution_platform_status p JOIN distribution_items i ON i.id = p.item_id
 WHERE i.influencer_id = $1 AND p.platform = $2 AND p.status IN ('pending', 'publishing')
   AND i.id <> $5
+
+-- name: hold_account
+-- Holds an account's posts on a platform; true when it was not held yet.
+-- $1 influencer id, $2 platform, $3 reason code, $4 error
+INSERT INTO distribution_account_holds (influencer_id, platform, reason_code, error)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (influencer_id, platform) DO NOTHING
+RETURNING true
+
+-- name: release_account
+-- Lifts an account's hold on a platform; the hold, if there was one. $1 influencer id, $2 platform
+DELETE FROM distribution_account_holds WHERE influencer_id = $1 AND platform = $2
+RETURNING influencer_id, platform, reason_code, error, held_at
+
+-- name: account_holds
+-- An influencer's accounts on hold. $1 influencer id
+SELECT influencer_id, platform, reason_code, error, held_at
+FROM distribution_account_holds WHERE influencer_id = $1 ORDER BY platform

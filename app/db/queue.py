@@ -42,6 +42,7 @@ class PlatformAttempt:
     clip_id: str
     caption: dict[str, Any]
     overlays: list[dict[str, Any]]
+    lease: int = 0  # numbers the platform's leases: a later one fences an earlier one off
 
 
 async def take_due_items(pool: asyncpg.Pool, now: datetime, limit: int,
@@ -69,5 +70,6 @@ async def lease_platform_attempts(pool: asyncpg.Pool, now: datetime, limit: int,
         rows = await conn.fetch(Q["lease_platform_attempts"], now, limit, now + lease)
     return [PlatformAttempt(r["item_id"], r["platform"], r["attempts"], r["key_attempt"],
                             r["influencer_id"], r["clip_id"],
-                            _caption_for(r["caption"], r["platform"]), r["overlays"])
+                            _caption_for(r["caption"], r["platform"]), r["overlays"],
+                            r["lease"])
             for r in rows]

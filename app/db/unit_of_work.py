@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from .accounts import AccountHolds
 from .clips import ClipRepository
 from .items import ItemRepository
 from .outbox import OutboxRepository
@@ -39,6 +40,7 @@ class UnitOfWork:
         self.commands = CommandLog(conn)
         self.clips = ClipRepository(conn)
         self.posts = AccountPosts(conn)
+        self.accounts = AccountHolds(conn)
         self._transaction = transaction
         self.committed = False
 

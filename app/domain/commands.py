@@ -70,3 +70,13 @@ class RecordPlatformResult:
     retry_after: float | None = None
     jitter: float = 0.5
     attempt: int = 0  # which attempt this answers (the publisher counts them before calling)
+
+
+@dataclass(frozen=True)
+class ResolvePlatform:
+    """An operator settles a platform whose outcome is unknown, from what they saw on it."""
+
+    platform: str
+    outcome: str  # "published" | "not_published"
+    post_id: str | None = None
+    post_url: str | None = None

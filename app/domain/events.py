@@ -53,6 +53,27 @@ class PlatformRetryScheduled:
 
 
 @dataclass(frozen=True)
+class PlatformUnknown:
+    """Whether the platform posted cannot be established: an operator must settle it."""
+
+    platform: Platform
+    attempt: int
+    reason_code: str | None
+    error: str
+
+
+@dataclass(frozen=True)
+class AccountNeedsReconnect:
+    """The platform refused the account's token even after a refresh: its posts there are
+    held until M10 says the account is usable again."""
+
+    influencer_id: str
+    platform: Platform
+    reason_code: str | None
+    error: str
+
+
+@dataclass(frozen=True)
 class ItemPublished:
     """Every requested platform is published: goes out on distribution.published."""
 
@@ -70,4 +91,5 @@ class DownloadRequested:
 
 
 Event = (OverlayAdded | ItemScheduled | ItemRescheduled | PublishingStarted | PlatformPublished
-         | PlatformFailed | PlatformRetryScheduled | ItemPublished | ItemFailed | DownloadRequested)
+         | PlatformFailed | PlatformRetryScheduled | PlatformUnknown | AccountNeedsReconnect
+         | ItemPublished | ItemFailed | DownloadRequested)

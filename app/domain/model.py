@@ -47,6 +47,8 @@ class PlatformState(StrEnum):
     PUBLISHING = "publishing"  # an attempt is in flight; next_attempt_at is its lease expiry
     PUBLISHED = "published"
     FAILED = "failed"
+    UNKNOWN = "unknown"        # a crash left the outcome impossible to establish: never
+    #                            posted again automatically, settled by an operator
 
 
 class Outcome(StrEnum):
@@ -55,6 +57,8 @@ class Outcome(StrEnum):
     PUBLISHED = "published"   # posted (or already posted with that key)
     TRANSIENT = "transient"   # 429, 5xx, timeout, reset: try again later with the same key
     REJECTED = "rejected"     # any other refusal: fails that platform for good
+    IN_PROGRESS = "in_progress"  # the platform is still working: look again, no attempt spent
+    UNKNOWN = "unknown"       # whether a post exists cannot be established: an operator settles it
 
 
 class OverlayType(StrEnum):

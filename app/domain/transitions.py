@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from . import commands as c
 from . import events as e
-from .errors import InvalidStateTransition, NotFound
+from .errors import Forbidden, InvalidRequest, InvalidStateTransition, NotFound
 from .model import (Actor, ErrorClass, Item, Outcome, Platform, PlatformState, PlatformStatus,
                     Status)
 from .retry import backoff_seconds, gives_up
@@ -20,6 +20,7 @@ from .rules import (Policy, check_caption, check_claim_open, check_overlay, chec
                     check_platforms, check_schedule_window, parse_schedule_time)
 
 MISSED = "missed"
+RESOLVED_PUBLISHED, RESOLVED_NOT_PUBLISHED = "published", "not_published"
 
 #: The statuses each user command may start from; nothing else is a legal transition.
 ALLOWED_FROM: dict[type, tuple[Status, ...]] = {
@@ -65,6 +66,10 @@ def decide(item: Item, actor: Actor | None, command: object, now: datetime,
     if isinstance(command, c.RecordPlatformResult):
         return record_platform_result(item, command, now, policy)
     check_owner(item, actor)
+    if isinstance(command, c.ResolvePlatform):
+        if not actor or not actor.operator:
+            raise Forbidden("only an operator may settle a platform's outcome")
+        return resolve_platform(item, command, now, policy)
     check_allowed(item, command)
     handler = USER_COMMANDS[type(command)]
     return handler(item, command, now, policy)
@@ -154,21 +159,43 @@ def record_platform_result(item: Item, command: c.RecordPlatformResult, now: dat
         command = replace(command, outcome=Outcome.TRANSIENT, error_class=ErrorClass.TRANSIENT,
                           reason_code="no_post_id", error="published without a post id")
     row = item.platform_status.get(platform)
-    if item.status is not Status.PUBLISHING or row is None or row.resolved:
+    if (item.status is not Status.PUBLISHING or row is None or row.resolved
+            or row.status is PlatformState.UNKNOWN):
         return Decision(item)  # a late or repeated answer: the platform is settled already
     if command.outcome != Outcome.PUBLISHED and command.key_attempt != row.key_attempt:
         return Decision(item)  # an answer to an attempt that was superseded
     row = replace(row, attempts=max(row.attempts, command.attempt))
+    if command.outcome == Outcome.IN_PROGRESS:
+        # the platform is still at work: look again after its poll interval, no attempt spent
+        row = replace(row, status=PlatformState.PENDING, attempts=max(row.attempts - 1, 0),
+                      next_attempt_at=now + timedelta(seconds=command.retry_after or 0),
+                      error=None, error_class=None, reason_code=command.reason_code)
+        return Decision(item.evolve(platform_status={**item.platform_status, platform: row}))
+    if command.outcome == Outcome.UNKNOWN:
+        row = replace(row, status=PlatformState.UNKNOWN, next_attempt_at=None,
+                      error=command.error or "outcome unknown", error_class=None,
+                      reason_code=command.reason_code)
+        event = e.PlatformUnknown(platform, row.attempts, row.reason_code, row.error or "")
+        return Decision(item.evolve(platform_status={**item.platform_status, platform: row}),
+                        [event])
     retries = item.retry_count
     kind = error_class_of(command)
     failure = dict(error=command.error or "failed", error_class=kind,
                    reason_code=command.reason_code)
+    events: list[e.Event] = []
     if kind is None:
         row = replace(row, status=PlatformState.PUBLISHED, post_id=command.post_id,
                       post_url=command.post_url, published_at=now, error=None,
                       error_class=None, reason_code=None, next_attempt_at=None)
-        event: e.Event = e.PlatformPublished(platform, row.attempts, command.post_id or "",
-                                             command.post_url)
+        events.append(e.PlatformPublished(platform, row.attempts, command.post_id or "",
+                                           command.post_url))
+    elif kind is ErrorClass.AUTH:
+        # the token is refused even after a refresh: the account needs reconnecting, and its
+        # posts on this platform wait for that (the hold) instead of failing
+        row = replace(row, status=PlatformState.PENDING, attempts=max(row.attempts - 1, 0),
+                      next_attempt_at=now, **failure)
+        events.append(e.AccountNeedsReconnect(item.influencer_id, platform, row.reason_code,
+                                              row.error or ""))
     elif kind is ErrorClass.QUOTA:
         # the window is full: wait for its reset (the platform's Retry-After) without
         # spending an attempt, however long that is
@@ -176,25 +203,56 @@ def record_platform_result(item: Item, command: c.RecordPlatformResult, now: dat
                  else backoff_seconds(row.attempts, policy, command.jitter))
         row = replace(row, status=PlatformState.PENDING, attempts=max(row.attempts - 1, 0),
                       next_attempt_at=now + timedelta(seconds=delay), **failure)
-        event = e.PlatformRetryScheduled(platform, row.attempts, row.error or "",
-                                         row.next_attempt_at)
+        events.append(e.PlatformRetryScheduled(platform, row.attempts, row.error or "",
+                                               row.next_attempt_at))
     elif kind is ErrorClass.TRANSIENT and not gives_up(row.attempts, policy):
         delay = backoff_seconds(row.attempts, policy, command.jitter, command.retry_after)
         row = replace(row, status=PlatformState.PENDING,
                       next_attempt_at=now + timedelta(seconds=delay), **failure)
         retries += 1
-        event = e.PlatformRetryScheduled(platform, row.attempts, row.error or "",
-                                         row.next_attempt_at)
+        events.append(e.PlatformRetryScheduled(platform, row.attempts, row.error or "",
+                                               row.next_attempt_at))
     else:
         # A definite refusal advances the key; an unresolved transient keeps it, so that a
         # later retry is recognised by the platform if the post went through after all.
         key = row.key_attempt if kind is ErrorClass.TRANSIENT else row.key_attempt + 1
         row = replace(row, status=PlatformState.FAILED, key_attempt=key, next_attempt_at=None,
                       **failure)
-        event = e.PlatformFailed(platform, row.attempts, row.error)
+        events.append(e.PlatformFailed(platform, row.attempts, row.error))
     rows = {**item.platform_status, platform: row}
     new = item.evolve(platform_status=rows, retry_count=retries)
-    return settle(new, [event])
+    return settle(new, events)
+
+
+def resolve_platform(item: Item, command: c.ResolvePlatform, now: datetime,
+                     policy: Policy) -> Decision:
+    """An operator settles a platform left unknown (only there: an item has unknown rows
+    only while publishing): published with the post they found, or not published (failed;
+    a retry posts it again, on purpose)."""
+    platform = check_platform(command.platform)
+    row = item.platform_status.get(platform)
+    if row is None or row.status is not PlatformState.UNKNOWN:
+        raise InvalidStateTransition(
+            f"{platform.value} is not waiting for an operator",
+            platform=platform.value, platform_status=row.status.value if row else None)
+    if command.outcome == RESOLVED_PUBLISHED:
+        if not command.post_id:
+            raise InvalidRequest("post_id is required when the outcome is published",
+                                 field="post_id")
+        row = replace(row, status=PlatformState.PUBLISHED, post_id=command.post_id,
+                      post_url=command.post_url, published_at=now, error=None,
+                      error_class=None, reason_code=None)
+        event: e.Event = e.PlatformPublished(platform, row.attempts, command.post_id,
+                                             command.post_url)
+    elif command.outcome == RESOLVED_NOT_PUBLISHED:
+        row = replace(row, status=PlatformState.FAILED, key_attempt=row.key_attempt + 1,
+                      error="not published (settled by an operator)",
+                      error_class=ErrorClass.PERMANENT, reason_code=RESOLVED_NOT_PUBLISHED)
+        event = e.PlatformFailed(platform, row.attempts, row.error or "")
+    else:
+        raise InvalidRequest("outcome must be published or not_published", field="outcome")
+    return settle(item.evolve(platform_status={**item.platform_status, platform: row}),
+                  [event])
 
 
 def error_class_of(command: c.RecordPlatformResult) -> ErrorClass | None:

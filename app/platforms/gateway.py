@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.domain.model import ErrorClass, Outcome
+
+if TYPE_CHECKING:
+    from app.neighbours import Media
 
 __all__ = ["ErrorClass", "Outcome", "PlatformGateway", "PostRequest", "PublishOutcome",
            "idempotency_key"]
@@ -27,6 +30,8 @@ class PostRequest:
     caption: dict[str, Any] = field(default_factory=lambda: {"text": "", "hashtags": []})
     overlays: list[dict[str, Any]] = field(default_factory=list)
     key_attempt: int = 1
+    media: Media | None = None  # what M06 said of the clip (size, type), when it was asked
+    lease: int = 0  # the lease number of the attempt (the ledger's fence, direct mode)
 
     @property
     def idempotency_key(self) -> str:

@@ -28,6 +28,8 @@ EVENT_SCHEMA_FILES = (
     "distribution.published.schema.json",
     "distribution.failed.schema.json",
     "distribution.claimed.dlq.schema.json",
+    "distribution.unknown.schema.json",
+    "distribution.accounts.schema.json",
 )
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -49,9 +51,14 @@ ROUTES = [
     ("/readyz", "get", "200", False, False),
     ("/metrics", "get", "200", True, False),
     ("/openapi.json", "get", "200", False, False),
+    (f"{ITEM}/platforms/{{platform}}/resolve", "post", "200", True, True),
+    ("/api/v1/distribution/accounts/{influencer_id}/{platform}/reconnected", "post", "200",
+     True, False),
 ]
 #: Operator routes: any item's owner is not enough, the token needs the operator scope.
-OPERATOR = {"/api/v1/distribution/stats", "/metrics"}
+OPERATOR = {"/api/v1/distribution/stats", "/metrics",
+            "/api/v1/distribution/accounts/{influencer_id}/{platform}/reconnected",
+            f"{ITEM}/platforms/{{platform}}/resolve"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,10 +163,12 @@ def test_every_route_of_the_contract_is_documented_with_its_answers(
         assert {"bearerAuth": []} in operation.get("security", openapi.get("security", []))
         assert {"401", "503"} <= responses.keys()
         # Someone else's item is a 404 like a missing one; only operator routes answer 403.
+        on_item = path.startswith(ITEM)
         assert ("403" in responses) == (path in OPERATOR)
-        assert ("404" in responses) == (path not in OPERATOR)
-        # Any POST may meet a state it cannot change or an Idempotency-Key still in flight.
-        assert ("409" in responses) == (method == "post")
+        assert ("404" in responses) == (path not in OPERATOR or on_item)
+        # Any POST on an item may meet a state it cannot change or an Idempotency-Key
+        # still in flight.
+        assert ("409" in responses) == (method == "post" and on_item)
     else:
         assert operation.get("security", []) == []
     if has_body:

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from tests.clients import Api, claim_and_wait
-from tests.fakes.platform_server import FakePlatformServer
+from fakes.gateway import FakePlatformServer
 from tests.stack import open_stack
 
 

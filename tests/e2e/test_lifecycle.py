@@ -10,7 +10,7 @@ from app.domain.quota import PACIFIC
 from app.topics import FAILED, PUBLISHED
 from tests.clients import claim_all_and_wait, claim_and_wait
 from tests.factories import claimed_event, new_claimed_event, unique
-from tests.fakes.platform_server import Answer
+from fakes.gateway import Answer
 from tests.support import event_schema_errors, eventually, openapi_schema_errors, token
 
 ENVELOPE_FIELDS = {"event_id", "event_type", "event_version", "occurred_at", "source",

@@ -13,7 +13,7 @@ import pytest
 
 from app.platforms.gateway import Outcome, PostRequest
 from app.platforms.http import HttpGateway, parse_retry_after
-from tests.fakes.platform_server import Answer, FakePlatformServer
+from fakes.gateway import Answer, FakePlatformServer
 
 
 def make_request(platform: str = "instagram", key_attempt: int = 1, **fields) -> PostRequest:

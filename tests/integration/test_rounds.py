@@ -22,7 +22,7 @@ from app.settings import Settings
 from app.topics import COMMANDS, FAILED, PUBLISHED, Message
 from app.wire import ClaimData, make_command, parse_command
 from tests.factories import claim, unique
-from tests.fakes.media_server import FakeMediaServer
+from fakes.media import FakeMediaServer
 from tests.support import SentMessages
 
 POLICY = Policy(min_schedule_lead=timedelta(seconds=0))
@@ -258,7 +258,7 @@ async def test_m06_failing_for_a_while_is_retried_with_backoff_then_the_platform
     [reply] = await attempt_round(pool, gateway, media, retry_at)
     assert [lookup.status for lookup in server.lookups_for(item.clip_id)] == [503, 200]
     assert reply["item"]["status"] == "published"
-    assert [r.media_url for r in gateway.posts] == [FakeMediaServer.media_url(item.clip_id)]
+    assert [r.media_url for r in gateway.posts] == [server.media_url(item.clip_id)]
 
 
 async def test_m06_never_answering_fails_the_platform_once_its_attempts_are_spent(

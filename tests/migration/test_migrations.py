@@ -20,7 +20,8 @@ from tests.factories import make_item
 MIGRATIONS = ["20260225_0005_m31_distribution_service",
               "20260225_0011_m31_distribution_reliability",
               "20261129_0012_m31_http_hardening",
-              "20261129_0013_m31_error_classes"]
+              "20261129_0013_m31_error_classes",
+              "20261129_0014_m31_direct_publishing"]
 
 
 async def table_exists(conn, name: str) -> bool:
@@ -43,7 +44,8 @@ async def test_a_fresh_database_gets_every_file_in_order_and_a_second_run_applie
         for table in ("distribution_items", "distribution_captions", "distribution_overlays",
                       "distribution_platform_status", "publishing_analytics",
                       "distribution_outbox", "distribution_processed_commands",
-                      "distribution_idempotency_keys"):
+                      "distribution_idempotency_keys", "distribution_publish_ledger",
+                      "distribution_account_holds"):
             assert await table_exists(conn, table), table
         assert not await table_exists(conn, "clips")  # M09's table: never created here
 

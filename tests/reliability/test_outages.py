@@ -21,7 +21,7 @@ import pytest
 from app.topics import COMMANDS, FAILED, PUBLISHED
 from tests.clients import claim_all_and_wait
 from tests.factories import new_claimed_event, unique
-from tests.fakes.platform_server import Answer
+from fakes.gateway import Answer
 from tests.stack import open_stack
 from tests.support import eventually, token
 

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.embedded import Broker
 from tests.dump import dump
-from tests.fakes.platform_server import Answer
+from fakes.gateway import Answer
 from tests.clients import claim_all_and_wait
 from tests.factories import claimed_event, unique
 from tests.stack import ROOT

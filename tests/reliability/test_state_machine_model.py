@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from tests.clients import claim_and_wait
 from tests.factories import claimed_event, unique
-from tests.fakes.platform_server import Answer
+from fakes.gateway import Answer
 from tests.support import eventually
 
 PLATFORMS = ["tiktok", "instagram", "youtube", "snapchat"]

@@ -9,7 +9,7 @@ import time
 
 from app.topics import PUBLISHED
 from tests.clients import claim_and_wait
-from tests.fakes.platform_server import Answer
+from fakes.gateway import Answer
 from tests.support import eventually
 
 LEASE_SECONDS = 3

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from app.topics import PUBLISHED
 from tests.clients import claim_and_wait
-from tests.fakes.platform_server import Answer, Call
+from fakes.gateway import Answer, Call
 from tests.support import eventually
 
 MAX_ATTEMPTS = 4

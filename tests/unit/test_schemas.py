@@ -30,7 +30,8 @@ ITEM = "/api/v1/distribution/items/{id}"
 MODEL_BY_COMPONENT = {COMPONENT_NAMES[m.__name__]: m for m in (
     OverlayBody, ScheduleBody, RescheduleBody, PublishBody, PublishMultiBody, EmptyBody,
     schemas.ItemOut, schemas.PreviewOut, schemas.DownloadLinkOut, schemas.StatsOut,
-    schemas.ErrorOut, schemas.HealthOut, schemas.ReadinessOut)}
+    schemas.ErrorOut, schemas.HealthOut, schemas.ReadinessOut, schemas.ResolveBody,
+    schemas.AccountReconnectedOut)}
 
 
 def refused(body: Any, schema: type[schemas.Body]) -> DomainError:
@@ -353,14 +354,17 @@ def test_every_request_example_of_the_document_passes_its_model(where, name, exa
     payload = parse(json.dumps(example).encode(), model).payload()
     kind = {"OverlayRequest": "add-overlay", "ScheduleRequest": "schedule",
             "RescheduleRequest": "reschedule", "PublishRequest": "publish",
-            "PublishMultiRequest": "publish-multi", "EmptyRequest": "retry"}[name]
+            "PublishMultiRequest": "publish-multi", "EmptyRequest": "retry",
+            "ResolveRequest": "resolve-platform"}[name]
+    if kind == "resolve-platform":
+        payload["platform"] = "tiktok"  # from the path
     make_command(kind, "i", "c", payload).to_domain()
 
 
 def test_every_post_has_request_examples_and_they_cover_each_body():
     assert {name for _, name, _ in REQUEST_EXAMPLES} == {
         "OverlayRequest", "ScheduleRequest", "RescheduleRequest", "PublishRequest",
-        "PublishMultiRequest", "EmptyRequest"}
+        "PublishMultiRequest", "EmptyRequest", "ResolveRequest"}
 
 
 def _response_examples() -> list[tuple[str, str, Any]]:

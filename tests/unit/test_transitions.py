@@ -9,9 +9,9 @@ import pytest
 
 from app.domain import commands as c
 from app.domain import events as e
-from app.domain.errors import (InvalidRequest, InvalidStateTransition, NotFound, RuleViolation,
+from app.domain.errors import (Forbidden, InvalidRequest, InvalidStateTransition, NotFound, RuleViolation,
                                UnsupportedPlatform)
-from app.domain.model import (ErrorClass, Overlay, OverlayType, Platform, PlatformState,
+from app.domain.model import (ErrorClass, Item, Overlay, OverlayType, Platform, PlatformState,
                               PlatformStatus, Publication, Status)
 from app.domain.retry import backoff_seconds
 from app.domain.rules import Policy
@@ -633,9 +633,8 @@ def test_a_full_posting_window_defers_to_its_reset_without_spending_an_attempt()
     assert decision.item.status is Status.PUBLISHING
 
 
-@pytest.mark.parametrize("kind", [ErrorClass.PERMANENT, ErrorClass.AUTH, ErrorClass.MEDIA,
-                                  ErrorClass.POLICY])
-def test_a_permanent_auth_media_or_policy_failure_fails_the_platform_at_once(kind):
+@pytest.mark.parametrize("kind", [ErrorClass.PERMANENT, ErrorClass.MEDIA, ErrorClass.POLICY])
+def test_a_permanent_media_or_policy_failure_fails_the_platform_at_once(kind):
     decision = answer(publishing_item(("tiktok",)), "tiktok", "transient", error="no",
                       error_class=kind, reason_code="spam_risk")
     row = decision.item.platform_status[Platform.TIKTOK]
@@ -657,3 +656,91 @@ def test_a_retry_clears_the_failed_platforms_class_and_code():
     assert item.platform_status[Platform.INSTAGRAM].error_class is ErrorClass.PERMANENT
     row = apply(item, c.Retry()).item.platform_status[Platform.INSTAGRAM]
     assert (row.error, row.error_class, row.reason_code) == (None, None, None)
+
+
+# --- direct publishing: in progress, unknown, auth holds, operator resolution -------------
+
+def test_an_auth_failure_holds_the_platform_without_spending_an_attempt_and_asks_for_a_reconnect():
+    decision = answer(publishing_item(("tiktok",)), "tiktok", "rejected", error="token refused",
+                      error_class=ErrorClass.AUTH, reason_code="access_token_invalid")
+    row = decision.item.platform_status[Platform.TIKTOK]
+    assert (row.status, row.attempts, row.key_attempt) == (PlatformState.PENDING, 0, 1)
+    assert (row.error_class, row.reason_code) == (ErrorClass.AUTH, "access_token_invalid")
+    assert row.next_attempt_at == NOW  # due again as soon as the account's hold is lifted
+    assert decision.events == [e.AccountNeedsReconnect(OWNER, Platform.TIKTOK,
+                                                       "access_token_invalid", "token refused")]
+    assert decision.item.status is Status.PUBLISHING
+
+
+def test_a_platform_still_processing_is_looked_at_again_after_the_poll_interval_for_free():
+    decision = answer(publishing_item(("instagram",)), "instagram", "in_progress",
+                      reason_code="IN_PROGRESS", retry_after=30.0)
+    row = decision.item.platform_status[Platform.INSTAGRAM]
+    assert (row.status, row.attempts, row.key_attempt) == (PlatformState.PENDING, 0, 1)
+    assert row.next_attempt_at == NOW + timedelta(seconds=30)
+    assert (row.error, row.error_class, row.reason_code) == (None, None, "IN_PROGRESS")
+    assert decision.events == []
+
+
+def unknown_item() -> Item:
+    decision = answer(publishing_item(("tiktok", "instagram")), "tiktok", "unknown",
+                      error="init sent, no publish id, no match", reason_code="init_outcome_unknown")
+    return decision.item
+
+
+def test_an_unknown_outcome_is_kept_for_an_operator_and_the_item_stays_publishing():
+    item = unknown_item()
+    row = item.platform_status[Platform.TIKTOK]
+    assert (row.status, row.reason_code, row.next_attempt_at) == (
+        PlatformState.UNKNOWN, "init_outcome_unknown", None)
+    assert item.status is Status.PUBLISHING
+    # instagram publishes: the item still waits for the operator on tiktok
+    done = answer(item, "instagram", "published", post_id="ig-1").item
+    assert done.status is Status.PUBLISHING
+    # a late answer for the unknown platform changes nothing
+    late = apply(done, result("tiktok", "published", 1, post_id="tt-9"))
+    assert late.item == done
+
+
+def test_an_operator_settles_an_unknown_platform_as_published_with_the_post_they_found():
+    item = answer(unknown_item(), "instagram", "published", post_id="ig-1").item
+    decision = apply(item, c.ResolvePlatform("tiktok", "published", "tt-7", "https://t/7"),
+                     actor="operator-1", operator=True)
+    row = decision.item.platform_status[Platform.TIKTOK]
+    assert (row.status, row.post_id, row.post_url) == (PlatformState.PUBLISHED, "tt-7",
+                                                       "https://t/7")
+    assert decision.item.status is Status.PUBLISHED
+    assert decision.item.publication is Publication.PUBLISHED
+
+
+def test_an_operator_settles_an_unknown_platform_as_not_published_and_a_retry_may_post_it():
+    item = answer(unknown_item(), "instagram", "published", post_id="ig-1").item
+    decision = apply(item, c.ResolvePlatform("tiktok", "not_published"), actor="op",
+                     operator=True)
+    row = decision.item.platform_status[Platform.TIKTOK]
+    assert (row.status, row.reason_code, row.key_attempt) == (PlatformState.FAILED,
+                                                              "not_published", 2)
+    assert decision.item.publication is Publication.PARTIALLY_PUBLISHED
+    again = apply(decision.item, c.Retry()).item
+    assert again.platform_status[Platform.TIKTOK].status is PlatformState.PENDING
+
+
+def test_only_an_operator_settles_an_unknown_platform():
+    with pytest.raises(Forbidden):
+        apply(unknown_item(), c.ResolvePlatform("tiktok", "not_published"))
+
+
+@pytest.mark.parametrize("command", [c.ResolvePlatform("instagram", "not_published"),
+                                     c.ResolvePlatform("youtube", "not_published")])
+def test_only_a_platform_whose_outcome_is_unknown_can_be_settled(command):
+    with pytest.raises(InvalidStateTransition):
+        apply(unknown_item(), command, actor="op", operator=True)
+
+
+@pytest.mark.parametrize("command,field", [
+    (c.ResolvePlatform("tiktok", "published"), "post_id"),
+    (c.ResolvePlatform("tiktok", "maybe"), "outcome")])
+def test_a_resolution_says_what_was_found(command, field):
+    with pytest.raises(InvalidRequest) as err:
+        apply(unknown_item(), command, actor="op", operator=True)
+    assert err.value.details["field"] == field

@@ -9,6 +9,9 @@ import threading
 
 from aiohttp import web
 
+#: The largest request body a fake takes (a Snapchat part is up to 32 MiB, encrypted).
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
 
 class LoopbackServer:
     """Subclasses add their routes in `add_routes`."""
@@ -38,7 +41,7 @@ class LoopbackServer:
         if self._runner is not None:
             raise RuntimeError(f"{self.name} is already started")
         self._stopping = asyncio.Event()
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         self.add_routes(app)
         runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True,
                                shutdown_timeout=2.0)
