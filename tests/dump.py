@@ -10,6 +10,9 @@ import asyncpg
 #: Columns and JSON keys that say when something was processed, not what it is.
 PROCESSING_TIMES = {"created_at", "updated_at", "due_enqueued_at", "processed_at",
                     "occurred_at", "published_at", "next_attempt_at"}
+#: How many leases the publisher took of a platform: what it did, not what the item is (a
+#: replay of the topics applies the same commands without leasing anything).
+IGNORED = PROCESSING_TIMES | {"lease"}
 
 TABLES = {
     "distribution_items": "id",
@@ -28,7 +31,7 @@ DELIVERY = {"id", "status", "attempts", "last_error"}
 
 def _strip(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in PROCESSING_TIMES}
+        return {k: _strip(v) for k, v in value.items() if k not in IGNORED}
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value
@@ -47,7 +50,7 @@ async def dump(dsn: str, item_prefix: str = "") -> dict[str, list[dict]]:
             cleaned = []
             for row in rows:
                 data = {k: v for k, v in dict(row).items()
-                        if k not in PROCESSING_TIMES
+                        if k not in IGNORED
                         and not (table == "distribution_outbox" and k in DELIVERY)
                         and not (table == "publishing_analytics" and k == "id")}
                 for k, v in data.items():

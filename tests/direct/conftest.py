@@ -1,6 +1,7 @@
 """One worker in direct mode for the session: it publishes through fakes of the four
 platforms' own APIs (none of which recognises a repeated post), takes tokens from a fake
-M10 and media from a fake M06, on the session's broker and a database of its own."""
+M10 and media from a fake M06, on a broker and a database of its own (a worker of another
+stack on the same broker would share its consumer groups, and take its claims)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from tests.stack import open_stack
 
 
 @pytest.fixture(scope="session")
-async def direct_stack(database_server, broker, tmp_path_factory):
+async def direct_stack(database_server, tmp_path_factory):
     async with open_stack(tmp_path_factory.mktemp("direct"), database_server=database_server,
-                          broker=broker, direct=True) as stack:
+                          direct=True) as stack:
         await stack.started_worker()
         yield stack
 
