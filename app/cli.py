@@ -81,6 +81,18 @@ def cmd_worker(args) -> int:
     return run_worker()
 
 
+#: How often `dev` looks again at a platform still processing (the fakes take 0.2 s).
+DEV_POLL_SECONDS = 1.0
+
+
+def _platforms_line(s, fakes) -> str:
+    if fakes is None:
+        return s.publishing_mode
+    urls = ", ".join(f"{name} {server.url}" for name, server in fakes.platforms.items())
+    return (f"direct, through local fakes of their APIs: {urls}; M10 {fakes.accounts.url}, "
+            f"M06 {fakes.media.url}")
+
+
 def cmd_dev(args) -> int:
     """The embedded stack: PostgreSQL and the broker from wheels unless configured."""
     from app.embedded import Broker, start_postgres
@@ -88,8 +100,15 @@ def cmd_dev(args) -> int:
 
     data_dir = Path(os.environ.get("DISTRIBUTION_DATA_DIR", ".distribution")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    broker = server = None
+    broker = server = fakes = None
     try:
+        if args.platforms == "fakes" and not (os.environ.get("DISTRIBUTION_PLATFORM_MODE")
+                                              or os.environ.get("DISTRIBUTION_PLATFORM_GATEWAY_URL")):
+            # The platforms' own flows, against local fakes of them, M10 and M06.
+            from fakes.direct import DirectFakes
+            fakes = DirectFakes().start_in_thread()
+            for variable, value in fakes.env(poll_seconds=DEV_POLL_SECONDS).items():
+                os.environ.setdefault(variable, value)
         if not os.environ.get("DATABASE_URL"):
             server, uri = start_postgres(data_dir / "postgres")
             os.environ["DATABASE_URL"] = uri
@@ -112,6 +131,7 @@ distribution service (development stack)
   database:  {os.environ['DATABASE_URL']}
   broker:    {os.environ['KAFKA_BOOTSTRAP_SERVERS']}
   token:     {token}   (sub = influencer-dev, operator, 7 days)
+  platforms: {_platforms_line(s, fakes)}
 
   curl -s -H "Authorization: Bearer {token}" {base}/api/v1/distribution/items/ITEM_ID
 
@@ -119,6 +139,8 @@ Ctrl-C stops the service and the embedded servers.
 """, flush=True)
         return run_worker()
     finally:
+        if fakes is not None:
+            fakes.stop_thread()
         if broker is not None:
             broker.stop()
         if server is not None:
@@ -228,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run a worker").set_defaults(func=cmd_worker)
     dev = sub.add_parser("dev", help="run a worker on the embedded stack")
     dev.add_argument("--port", type=int, default=None)
+    dev.add_argument("--platforms", choices=("fakes", "simulated"), default="fakes",
+                     help="fakes (default): each platform's own flow against local fakes of "
+                          "the four platforms, M10 and M06; simulated: the in-process "
+                          "stand-in. DISTRIBUTION_PLATFORM_MODE, when set, wins.")
     dev.set_defaults(func=cmd_dev)
     token = sub.add_parser("token", help="print a development token")
     token.add_argument("--sub", required=True, help="the influencer id")

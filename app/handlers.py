@@ -18,7 +18,7 @@ from app.db.unit_of_work import UnitOfWork, unit_of_work
 from app.domain import events as e
 from app.domain.errors import DomainError, NotFound
 from app.domain.model import Item
-from app.domain.quota import check_quota, planned_posts
+from app.domain.quota import check_quota, planned_posts, with_live_caps
 from app.domain.rules import Policy, claim_expires_at
 from app.domain.transitions import Decision, decide
 from app.envelope import account_envelope, outcome_envelopes
@@ -117,7 +117,8 @@ async def check_posting_limits(uow: UnitOfWork, item: Item, order: object,
         return
     since = min(when for _, when in planned) - QUOTA_LOOKBACK
     usage = await uow.posts.times(item.influencer_id, limited, since, now, item.id)
-    check_quota(planned, usage, policy.quotas)
+    live = await uow.posts.live_caps(item.influencer_id, limited)
+    check_quota(planned, usage, with_live_caps(policy.quotas, live))
 
 
 def _log_extra(command: Command, **fields: Any) -> dict[str, Any]:

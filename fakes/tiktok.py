@@ -285,8 +285,8 @@ class FakeTikTok(FakePlatform):
             publish = self._publishes.get(publish_id)
         if publish is None or publish.open_id != creator.open_id:
             raise self._refusal("invalid_param", f"publish_id {publish_id!r} not found")
-        post_ids = []
-        if publish.post is not None and _is_public_now(publish.post):
+        post_ids = []  # a public post's id, once moderated; a post not public never has one
+        if publish.post is not None and _listable(publish.post):
             post_ids = [int(publish.post.post_id)]
         return _answer({"status": publish.status, "fail_reason": publish.fail_reason or "",
                         "publicaly_available_post_id": post_ids, "uploaded_bytes": 0,

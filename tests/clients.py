@@ -4,6 +4,7 @@ way the tests get a claimed item: produce the claim, wait until GET shows the it
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -35,6 +36,14 @@ class Topics:
     async def produce(self, topic: str, value: bytes | dict, key: str | None = None) -> None:
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
         await self.producer.send_and_wait(topic, raw, key=key.encode() if key else None)
+
+    async def produce_fast(self, topic: str, events: list[dict]) -> None:
+        """All events in flight at once (the producer batches them), each keyed by its
+        envelope's partition key."""
+        futures = [await self.producer.send(topic, json.dumps(ev).encode(),
+                                            key=ev["partition_key"].encode())
+                   for ev in events]
+        await asyncio.gather(*futures)
 
     async def read_all(self, topic: str) -> list:
         """Every record now on the topic (all partitions, from the start)."""

@@ -8,7 +8,15 @@ import asyncpg
 
 from app.domain.model import Platform
 
+from .pool import translate_errors
 from .queries import Q
+
+
+async def record_account_cap(pool: asyncpg.Pool, influencer_id: str, platform: str,
+                             cap: int) -> None:
+    """The account's live posting cap, as the platform just said it."""
+    async with translate_errors():
+        await pool.execute(Q["record_account_cap"], influencer_id, platform, cap)
 
 
 class AccountPosts:
@@ -27,3 +35,10 @@ class AccountPosts:
                     Q["account_post_times"], influencer_id, platform.value, since, now,
                     item_id)]
                 for platform in ordered}
+
+    async def live_caps(self, influencer_id: str,
+                        platforms: set[Platform]) -> dict[Platform, int]:
+        """The caps the platforms last said for the account (direct mode reads them)."""
+        rows = await self.conn.fetch(Q["account_caps"], influencer_id,
+                                     sorted(p.value for p in platforms))
+        return {Platform(r["platform"]): r["cap"] for r in rows}

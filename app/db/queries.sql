@@ -329,3 +329,14 @@ RETURNING influencer_id, platform, reason_code, error, held_at
 -- An influencer's accounts on hold. $1 influencer id
 SELECT influencer_id, platform, reason_code, error, held_at
 FROM distribution_account_holds WHERE influencer_id = $1 ORDER BY platform
+
+-- name: record_account_cap
+-- The account's live posting cap on a platform, as the platform just said it.
+-- $1 influencer id, $2 platform, $3 cap
+INSERT INTO distribution_account_caps (influencer_id, platform, cap) VALUES ($1, $2, $3)
+ON CONFLICT (influencer_id, platform) DO UPDATE SET cap = EXCLUDED.cap, read_at = now()
+
+-- name: account_caps
+-- The live caps known for an account. $1 influencer id, $2 platforms
+SELECT platform, cap FROM distribution_account_caps
+WHERE influencer_id = $1 AND platform = ANY($2::text[])

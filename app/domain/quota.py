@@ -12,7 +12,7 @@ Two kinds of window, as the platforms count them:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta, timezone
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -34,6 +34,13 @@ class Window(StrEnum):
 class QuotaRule:
     cap: int
     window: Window
+
+
+def with_live_caps(quotas: Mapping[Platform, QuotaRule],
+                   live: Mapping[Platform, int]) -> dict[Platform, QuotaRule]:
+    """The configured rules, with the cap a platform itself said for the account where it
+    did (Instagram's `quota_total`, read in direct mode): the platform knows best."""
+    return {p: replace(rule, cap=live[p]) if p in live else rule for p, rule in quotas.items()}
 
 
 #: Defaults from the platforms' documentation (Snapchat publishes no cap).

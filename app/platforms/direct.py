@@ -53,6 +53,12 @@ class LedgerEntry:
     updated_at: datetime
 
 
+#: The handle under which a flow records the account's live posting cap when the platform
+#: says it (Instagram's content_publishing_limit `quota_total`); the runner keeps it per
+#: account, and planned posts are checked against it instead of the configured cap.
+LIVE_CAP_HANDLE = "quota_total"
+
+
 class LeaseLost(Exception):
     """Another lease took this attempt over; this one must stop without sending anything."""
 

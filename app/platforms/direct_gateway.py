@@ -18,11 +18,13 @@ import asyncpg
 
 from app.accounts import AccountsClient, NotConnected
 from app.db.ledger import PgLedger, extend_lease
+from app.db.posts import record_account_cap
 from app.domain.errors import Unavailable
 from app.domain.model import ErrorClass, Platform
 
 from . import instagram, snapchat, tiktok, youtube
-from .direct import DirectAttempt, Flow, PlatformApi, failure, run_flow
+from .direct import (LIVE_CAP_HANDLE, DirectAttempt, Flow, PlatformApi, failure,
+                     run_flow)
 from .gateway import PostRequest, PublishOutcome
 
 log = logging.getLogger("distribution.platforms")
@@ -76,6 +78,9 @@ class DirectGateway:
                     "reason_code": outcome.reason_code})
                 outcome = await run_flow(FLOWS[platform],
                                          replace(attempt, credentials=credentials))
+        cap = ledger.entry.handles.get(LIVE_CAP_HANDLE)
+        if isinstance(cap, int) and cap >= 0:
+            await record_account_cap(self.pool, request.influencer_id, platform.value, cap)
         return outcome
 
     @contextlib.asynccontextmanager

@@ -54,6 +54,9 @@ CLOCK_SKEW = timedelta(minutes=2)
 #: How many poll intervals after init a post missing from video/list may still appear
 #: there (moderation delays listing) before the outcome is called unknown.
 LISTING_GRACE_POLLS = 10
+#: How many poll intervals after the init a public post's id is waited for; past that the
+#: post counts as published under its publish id (moderation can take hours).
+MODERATION_WAIT_POLLS = 120
 #: TikTok's post cap is a rolling 24 h per creator and says nothing of when a slot frees
 #: up: look again in an hour rather than wait a whole day or hammer it.
 QUOTA_RECHECK_SECONDS = 3600.0
@@ -285,6 +288,16 @@ async def _follow_publish(attempt: DirectAttempt) -> PublishOutcome:
         post_ids = answer.data.get("publicaly_available_post_id") or []  # sic
         if post_ids:
             return await _settle(attempt, str(post_ids[0]), found_by="status")
+        handles = attempt.entry.handles
+        waited = attempt.now() - datetime.fromisoformat(handles["init_sent_at"])
+        if (handles.get("privacy_level") != PREFERRED_PRIVACY_LEVEL
+                or waited > MODERATION_WAIT_POLLS * timedelta(seconds=attempt.poll_seconds)):
+            # Posted, but no public id will come: a post that is not public never gets one,
+            # and moderation can take hours. The publish id stands for the post.
+            publish_id = str(handles["publish_id"])
+            await attempt.ledger.record(PUBLISHED, post_id=publish_id, post_url=None,
+                                        found_by="status_without_public_id")
+            return published(publish_id, None)
         return in_progress("awaiting_moderation",
                            "tiktok: published, the public post id awaits moderation",
                            attempt.poll_seconds)

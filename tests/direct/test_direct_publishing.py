@@ -10,7 +10,7 @@ ALL = ["tiktok", "instagram", "youtube", "snapchat"]
 
 
 async def test_an_item_published_to_the_four_platforms_is_posted_once_on_each(
-        api, topics, fakes):
+        api, topics, fakes, pool):
     claimed = await claim_and_wait(topics, api)
     text = f"Launch day {unique('caption')}"
     code, body = await api.post(claimed.item_id, "publish-multi", claimed.influencer,
@@ -29,3 +29,8 @@ async def test_an_item_published_to_the_four_platforms_is_posted_once_on_each(
         if platform != "youtube":  # (YouTube knows the channel by the token alone)
             assert posts[0].account_id == fakes.accounts.account_id(claimed.influencer,
                                                                     platform)
+    # Instagram said the account's cap on the way: planned posts are checked against it
+    cap = await pool.fetchval(
+        "SELECT cap FROM distribution_account_caps WHERE influencer_id = $1 "
+        "AND platform = 'instagram'", claimed.influencer)
+    assert cap == fakes.instagram.quota_total

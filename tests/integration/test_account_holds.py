@@ -22,7 +22,6 @@ from app.publishing import publish_attempt
 from app.topics import ACCOUNTS, COMMANDS, NEEDS_RECONNECT, RECONNECTED
 from app.wire import make_command, parse_command
 from fakes.direct import DirectFakes
-from fakes.tiktok import FakeTikTok
 from tests.factories import claim_data, unique
 from tests.support import SentMessages, event_schema_errors
 
@@ -33,17 +32,6 @@ SCHEMA = "distribution.accounts.schema.json"
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
-
-
-@pytest.fixture
-def fakes():
-    bundle = DirectFakes(tiktok=FakeTikTok(processing_seconds=0.02,
-                                           init_calls_per_minute=None))
-    bundle.start_in_thread()
-    try:
-        yield bundle
-    finally:
-        bundle.stop_thread()
 
 
 @pytest.fixture

@@ -21,22 +21,10 @@ from app.platforms.gateway import PostRequest, PublishOutcome
 from fakes.direct import DirectFakes
 from fakes.media import CONTENT_TYPE, DURATION_SECONDS
 from fakes.platform_kit import HANG
-from fakes.tiktok import FakeTikTok
 from tests.factories import make_item, make_platform_row, unique
 
 POLL_SECONDS = 0.03
 GETS, REFRESHES = "GET", "POST"
-
-
-@pytest.fixture
-def fakes():
-    bundle = DirectFakes(tiktok=FakeTikTok(processing_seconds=0.02,
-                                           init_calls_per_minute=None))
-    bundle.start_in_thread()
-    try:
-        yield bundle
-    finally:
-        bundle.stop_thread()
 
 
 def new_gateway(pool, fakes: DirectFakes, *, lease_seconds: float = 30.0,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import aiohttp
 import pytest
 
 from app.domain.model import ErrorClass, Outcome
@@ -18,25 +17,13 @@ from fakes.platform_kit import HANG, HANG_AFTER
 from tests.direct_flows import FlowRun, flow_run
 
 ACCOUNT = "17841400000000001"
-SIZE = 300_000
-
-
-@pytest.fixture
-async def media():
-    async with FakeMediaServer(size_bytes=SIZE) as server:
-        yield server
+MEDIA_SIZE = 300_000
 
 
 @pytest.fixture
 async def instagram():
     async with FakeInstagram(processing_seconds=0.05) as fake:
         yield fake
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 @pytest.fixture
@@ -59,6 +46,16 @@ async def only_entry(run: FlowRun) -> dict:
     return entries[0]
 
 
+async def published_after(run: FlowRun, stopped, reason_code: str, step: str):
+    """Checks that the attempt which `stopped` with `reason_code` left the ledger at `step`,
+    then leases the run to its end; that outcome, which must be a publish."""
+    assert stopped.reason_code == reason_code
+    assert (await only_entry(run))["step"] == step
+    outcome = await run.until_settled()
+    assert outcome.outcome is Outcome.PUBLISHED
+    return outcome
+
+
 # --- the happy path and waiting ---------------------------------------------------------
 
 async def test_publishes_one_reel_with_the_rendered_caption_and_records_its_handles(
@@ -74,7 +71,7 @@ async def test_publishes_one_reel_with_the_rendered_caption_and_records_its_hand
     assert post.text == posted_caption(run)
     assert post.account_id == ACCOUNT
     assert post.media_url == media.media_url(run.clip_id)
-    assert container.downloaded_bytes == SIZE  # Meta really pulled the clip
+    assert container.downloaded_bytes == MEDIA_SIZE  # Meta really pulled the clip
     entry = await only_entry(run)
     assert entry["step"] == flow.PUBLISHED
     handles = entry["handles"]
@@ -181,7 +178,7 @@ async def test_missing_token_is_refused_as_auth_190(new_run, instagram):
 
 
 async def test_unreachable_video_url_makes_the_container_error_2207052(new_run, instagram):
-    async with FakeMediaServer(size_bytes=SIZE) as gone:
+    async with FakeMediaServer(size_bytes=MEDIA_SIZE) as gone:
         pass  # stopped: Meta's pull is refused
     run = await new_run(media_server=gone)
 
@@ -292,12 +289,8 @@ async def test_crash_after_container_created_next_lease_polls_the_same_container
     instagram.faults.script("container_status", HANG)
     run = await new_run()
 
-    crashed = await run.lease()
-    assert crashed.reason_code == "timeout"
-    assert (await only_entry(run))["step"] == flow.CONTAINER_CREATED
-    outcome = await run.until_settled()
+    await published_after(run, await run.lease(), "timeout", flow.CONTAINER_CREATED)
 
-    assert outcome.outcome is Outcome.PUBLISHED
     assert len(instagram.calls_to("create_container")) == 1
     assert len(instagram.containers) == 1
     assert len(instagram.posts) == 1
@@ -309,11 +302,10 @@ async def test_publish_sent_but_never_reached_meta_container_finished_publishes_
     run = await new_run()
 
     crashed = await run.until_settled()
-    assert crashed.reason_code == "timeout" and instagram.posts == []
-    assert (await only_entry(run))["step"] == flow.PUBLISH_SENDING
-    outcome = await run.until_settled()
+    assert instagram.posts == []
 
-    assert outcome.outcome is Outcome.PUBLISHED
+    await published_after(run, crashed, "timeout", flow.PUBLISH_SENDING)
+
     assert len(instagram.calls_to("media_publish")) == 2
     assert len(instagram.containers) == 1
     assert len(instagram.posts) == 1
@@ -325,13 +317,12 @@ async def test_container_error_then_next_attempt_makes_a_new_container_and_posts
     run = await new_run()
 
     failed = await run.until_settled()
-    assert (failed.error_class, failed.reason_code) == (ErrorClass.TRANSIENT, "2207001")
-    assert (await only_entry(run))["step"] == flow.NOT_POSTED
-    outcome = await run.until_settled()
+    assert failed.error_class is ErrorClass.TRANSIENT
+
+    await published_after(run, failed, "2207001", flow.NOT_POSTED)
 
     first, second = instagram.containers
     assert instagram.status_of(first) == "ERROR"
-    assert outcome.outcome is Outcome.PUBLISHED
     assert [p.extra["container_id"] for p in instagram.posts] == [second.id]
     assert (await only_entry(run))["handles"]["container_id"] == second.id
 

@@ -8,6 +8,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 from app import handlers
+from app.db.posts import record_account_cap
 from app.domain.model import Platform
 from app.domain.quota import QuotaRule, Window
 from app.domain.rules import Policy
@@ -97,3 +98,19 @@ async def test_concurrent_plans_of_one_account_never_exceed_the_cap(pool):
                                           schedule(now + H), now) for item_id in ids))
     assert sum(1 for r in replies if r["ok"]) == 2
     assert {r["error"]["code"] for r in replies if not r["ok"]} == {"quota_exceeded"}
+
+
+async def test_the_cap_instagram_said_for_the_account_replaces_the_configured_one(pool):
+    now = utcnow()
+    lower, higher = unique("inf"), unique("inf")
+    await record_account_cap(pool, lower, "instagram", 1)   # configured: 2
+    await record_account_cap(pool, higher, "instagram", 3)
+    first, second = await items_of(pool, lower, 2, now)
+    assert (await send(pool, first, lower, "schedule", schedule(now + H), now))["ok"]
+    refused = await send(pool, second, lower, "schedule", schedule(now + 2 * H), now)
+    assert refused["error"]["code"] == "quota_exceeded"
+    assert refused["error"]["details"]["cap"] == 1
+    ids = await items_of(pool, higher, 3, now)
+    for n, item_id in enumerate(ids, start=1):  # the third fits under Instagram's own 3
+        assert (await send(pool, item_id, higher, "schedule", schedule(now + n * H),
+                           now))["ok"], n

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
-import aiohttp
 import pytest
 
 from app.domain.model import ErrorClass, Outcome
@@ -22,26 +21,14 @@ from fakes.snapchat import (BAD_GATEWAY, MEDIA_EXPIRED, MEDIA_POSTING_ALREADY_IN
                             SERVER_ERROR, UNAUTHORIZED, FakeSnapchat)
 from tests.direct_flows import flow_run
 
-SIZE = 300_000
+MEDIA_SIZE = 300_000
 PROFILE = "profile-1"
-
-
-@pytest.fixture
-async def media():
-    async with FakeMediaServer(size_bytes=SIZE) as server:
-        yield server
 
 
 @pytest.fixture
 async def snap(media):
     async with FakeSnapchat(media=media, processing_seconds=0.02) as fake:
         yield fake
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 @pytest.fixture
@@ -66,6 +53,16 @@ async def entry(run) -> dict:
 
 class Crash(Exception):
     """The worker dies right after a ledger write."""
+
+
+async def after_a_transient_failure(new_run, snap, step: str, fault, reason_code: str,
+                                    **options):
+    """A run whose `step` call met `fault` once, settled as transient with `reason_code`."""
+    snap.faults.script(step, fault)
+    run = await new_run(**options)
+    failed = await run.until_settled()
+    assert (failed.error_class, failed.reason_code) == (ErrorClass.TRANSIENT, reason_code)
+    return run
 
 
 def crashing_after(step: str):
@@ -111,7 +108,7 @@ async def test_a_clip_is_posted_once_as_a_spotlight_with_the_caption_as_rendered
     assert handles["add_path"].endswith("?action=ADD")
     assert handles["finalize_path"].endswith("?action=FINALIZE")
     assert {"media_created_at", "finalized_at", "posting_sent_at"} <= handles.keys()
-    assert snap.media[post.extra["media_id"]].digest == media_digest(run.clip_id, SIZE)
+    assert snap.media[post.extra["media_id"]].digest == media_digest(run.clip_id, MEDIA_SIZE)
 
 
 async def test_the_spotlight_is_requested_once_after_processing_ended(new_run, snap):
@@ -155,7 +152,7 @@ async def test_a_clip_over_several_parts_is_decrypted_by_snap_into_the_clip(
     # 300,000 bytes pad to 300,016 encrypted: three full parts and a last one.
     assert media.part_sizes == [100_000, 100_000, 100_000, 16]
     assert len(snap.calls_to("add")) == 4
-    assert media.digest == media_digest(run.clip_id, SIZE)
+    assert media.digest == media_digest(run.clip_id, MEDIA_SIZE)
     assert (await entry(run))["handles"]["parts"] == 4
     assert len(snap.posts) == 1
 
@@ -238,14 +235,11 @@ async def test_media_expired_before_its_spotlight_fails_for_good_without_a_post(
 @pytest.mark.parametrize("step", ["media", "add", "finalize"])
 async def test_a_refusal_before_the_spotlight_is_classed_and_the_next_lease_posts_once(
         new_run, snap, step):
-    snap.faults.script(step, SERVER_ERROR)
-    run = await new_run()
+    run = await after_a_transient_failure(new_run, snap, step, SERVER_ERROR,
+                                          "INTERNAL_SERVER_ERROR")
 
-    refused = await run.until_settled()
     outcome = await run.until_settled()
 
-    assert (refused.error_class, refused.reason_code) == (ErrorClass.TRANSIENT,
-                                                          "INTERNAL_SERVER_ERROR")
     assert outcome.outcome is Outcome.PUBLISHED
     assert len(snap.posts) == 1
 
@@ -271,7 +265,7 @@ async def test_a_description_over_160_characters_fails_before_any_upload(new_run
 
 async def test_a_clip_that_snap_cannot_decrypt_into_the_clip_fails_the_media(
         new_run, media):
-    expecting_other_bytes = FakeMediaServer(size_bytes=SIZE + 1)  # never started
+    expecting_other_bytes = FakeMediaServer(size_bytes=MEDIA_SIZE + 1)  # never started
     async with FakeSnapchat(media=expecting_other_bytes) as snap:
         run = await new_run(api_url=snap.url)
 
@@ -287,13 +281,11 @@ async def test_a_clip_that_snap_cannot_decrypt_into_the_clip_fails_the_media(
 
 async def test_a_spotlight_whose_answer_was_lost_is_unknown_and_never_requested_again(
         new_run, snap):
-    snap.faults.script("spotlights", HANG_AFTER)
-    run = await new_run(timeout_seconds=0.3)
+    run = await after_a_transient_failure(new_run, snap, "spotlights", HANG_AFTER, "timeout",
+                                          timeout_seconds=0.3)
 
-    lost = await run.until_settled()
     outcome = await run.lease()
 
-    assert (lost.error_class, lost.reason_code) == (ErrorClass.TRANSIENT, "timeout")
     assert (outcome.outcome, outcome.reason_code) == (Outcome.UNKNOWN,
                                                       "spotlight_outcome_unknown")
     assert len(snap.posts) == 1
@@ -316,14 +308,10 @@ async def test_media_already_being_posted_is_unknown_and_never_reposted(new_run,
 
 
 async def test_a_proxy_error_to_the_spotlight_call_leaves_it_unknown(new_run, snap):
-    snap.faults.script("spotlights", BAD_GATEWAY)
-    run = await new_run()
+    run = await after_a_transient_failure(new_run, snap, "spotlights", BAD_GATEWAY, "http_502")
 
-    ambiguous = await run.until_settled()
     outcome = await run.lease()
 
-    assert (ambiguous.error_class, ambiguous.reason_code) == (ErrorClass.TRANSIENT,
-                                                              "http_502")
     assert outcome.outcome is Outcome.UNKNOWN
     assert len(snap.calls_to("spotlights")) == 1
 

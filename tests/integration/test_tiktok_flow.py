@@ -6,33 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 
-import aiohttp
 import pytest
 
 from app.domain.model import ErrorClass, Outcome
 from app.platforms import tiktok
 from app.platforms.tiktok import publish
-from fakes.media import FakeMediaServer, media_digest
+from fakes.media import media_digest
 from fakes.platform_kit import HANG, HANG_AFTER
 from fakes.tiktok import PROXY_ERROR_AFTER, FakeTikTok
 from tests.direct_flows import flow_run
 
 TOKEN, OPEN_ID, USERNAME = "act.token-1", "open-1", "maya"
-SIZE_BYTES = 300_000
+MEDIA_SIZE = 300_000
 #: A call the fake hangs on ends this fast; the listing grace is 10 polls (0.3 s).
 TIMEOUT_SECONDS, POLL_SECONDS = 0.15, 0.03
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-async def media():
-    async with FakeMediaServer(size_bytes=SIZE_BYTES) as server:
-        yield server
 
 
 @pytest.fixture
@@ -66,6 +53,13 @@ def posted_caption(run) -> str:
 async def ledger_entry(run) -> dict:
     [entry] = await run.ledger()
     return entry
+
+
+async def assert_recorded_not_posted(run, reason_code: str) -> None:
+    """The ledger holds the attempt as not posted, with the reason it was refused for."""
+    entry = await ledger_entry(run)
+    assert entry["step"] == tiktok.NOT_POSTED
+    assert entry["handles"]["reason_code"] == reason_code
 
 
 class Crash(Exception):
@@ -108,7 +102,7 @@ async def test_a_clip_is_posted_once_with_the_rendered_caption_and_the_ledger_ho
     assert post.text == posted_caption(run)
     assert post.account_id == OPEN_ID
     assert post.extra["privacy_level"] == "PUBLIC_TO_EVERYONE"
-    assert post.extra["sha256"] == media_digest(run.clip_id, SIZE_BYTES)  # pulled whole
+    assert post.extra["sha256"] == media_digest(run.clip_id, MEDIA_SIZE)  # pulled whole
     assert outcome.post_id == post.post_id
     assert outcome.post_url == f"https://www.tiktok.com/@{USERNAME}/video/{post.post_id}"
     entry = await ledger_entry(run)
@@ -167,6 +161,35 @@ async def test_privacy_falls_back_to_the_creators_first_option_when_public_is_no
     assert started.privacy_level == "FOLLOWER_OF_CREATOR"
 
 
+async def test_a_post_that_is_not_public_is_published_under_its_publish_id(run, fake):
+    fake.add_creator(TOKEN, OPEN_ID, username=USERNAME,
+                     privacy_level_options=("FOLLOWER_OF_CREATOR", "SELF_ONLY"))
+
+    outcome = await run.until_settled()
+
+    # it never gets a public id: waiting for one would leave it publishing for good
+    [started] = fake.publishes
+    assert (outcome.outcome, outcome.post_id, outcome.post_url) == (
+        Outcome.PUBLISHED, started.publish_id, None)
+    assert len(fake.posts) == 1 and len(fake.calls_to("init")) == 1
+    [entry] = await run.ledger()
+    assert (entry["step"], entry["handles"]["found_by"]) == (
+        "published", "status_without_public_id")
+
+
+@pytest.mark.parametrize("fake_options", [{"moderation_seconds": 600}])
+async def test_a_public_post_whose_moderation_outlasts_the_wait_is_published_under_its_publish_id(
+        run, fake, monkeypatch):
+    monkeypatch.setattr(tiktok, "MODERATION_WAIT_POLLS", 5)
+
+    outcome = await run.until_settled()
+
+    [started] = fake.publishes
+    assert (outcome.outcome, outcome.post_id) == (Outcome.PUBLISHED, started.publish_id)
+    assert "awaiting_moderation" in {o.reason_code for o in run.outcomes}
+    assert len(fake.posts) == 1 and len(fake.calls_to("init")) == 1
+
+
 # ---- error classes -----------------------------------------------------------------------
 
 
@@ -194,27 +217,23 @@ async def test_an_error_answer_to_init_is_classed_and_recorded_as_not_posted(
 
     assert (outcome.error_class, outcome.reason_code) == (error_class, code)
     assert fake.posts == [] and fake.publishes == []
-    entry = await ledger_entry(run)
-    assert entry["step"] == tiktok.NOT_POSTED
-    assert entry["handles"]["reason_code"] == code
+    await assert_recorded_not_posted(run, code)
 
 
-async def test_a_rate_limited_init_honours_retry_after(run, fake):
-    fake.faults.script("init", "rate_limit_exceeded")
-
-    outcome = await run.lease()
-
-    assert outcome.outcome is Outcome.TRANSIENT
-    assert outcome.retry_after == 30  # the fake's Retry-After
-
-
-async def test_the_creators_post_cap_is_quota_with_an_hour_to_wait(run, fake):
-    fake.faults.script("init", "spam_risk_too_many_posts")
+@pytest.mark.parametrize("code, retry_after", [
+    pytest.param("rate_limit_exceeded", 30,  # the fake's Retry-After
+                 id="rate_limit_honours_retry_after"),
+    pytest.param("spam_risk_too_many_posts", tiktok.QUOTA_RECHECK_SECONDS,
+                 id="creators_post_cap_waits_an_hour"),
+])
+async def test_an_init_refused_for_now_spends_no_attempt_and_says_how_long_to_wait(
+        run, fake, code, retry_after):
+    fake.faults.script("init", code)
 
     outcome = await run.lease()
 
     assert outcome.outcome is Outcome.TRANSIENT  # no attempt spent
-    assert outcome.retry_after == tiktok.QUOTA_RECHECK_SECONDS
+    assert outcome.retry_after == retry_after
 
 
 @pytest.mark.parametrize("code, error_class", [
@@ -312,9 +331,7 @@ async def test_a_failed_publish_is_classed_by_its_fail_reason_and_posted_nothing
 
     assert (outcome.error_class, outcome.reason_code) == (error_class, fail_reason)
     assert fake.posts == []
-    entry = await ledger_entry(run)
-    assert entry["step"] == tiktok.NOT_POSTED
-    assert entry["handles"]["reason_code"] == fail_reason
+    await assert_recorded_not_posted(run, fail_reason)
 
 
 async def test_an_unreachable_video_url_fails_the_publish_with_video_pull_failed(

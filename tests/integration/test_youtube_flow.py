@@ -21,7 +21,7 @@ from fakes.platform_kit import HANG, HANG_AFTER
 from fakes.youtube import DropAfter, ErrorAfter, FakeYouTube
 from tests.direct_flows import FlowRun, flow_run
 
-SIZE = 300_000
+MEDIA_SIZE = 300_000
 TOKEN = "token-1"
 
 
@@ -29,18 +29,6 @@ TOKEN = "token-1"
 async def fake():
     async with FakeYouTube(processing_seconds=0.0) as server:
         yield server
-
-
-@pytest.fixture
-async def media():
-    async with FakeMediaServer(size_bytes=SIZE) as server:
-        yield server
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 @pytest.fixture
@@ -94,19 +82,19 @@ async def test_publishes_one_video_titled_by_the_caption_with_the_caption_as_des
     assert outcome.post_url == f"https://www.youtube.com/watch?v={video.post_id}"
     assert video.text == run.caption["text"]
     assert video.extra["description"] == f"{run.caption['text']} #ad #summer"
-    assert video.extra["sha256"] == media_digest(run.clip_id, SIZE)
+    assert video.extra["sha256"] == media_digest(run.clip_id, MEDIA_SIZE)
     assert video.account_id == fake.channel_for(TOKEN)
     entry = await only_entry(run)
     assert entry["step"] == youtube.UPLOADED
     assert entry["handles"]["video_id"] == video.post_id
-    assert entry["handles"]["total"] == SIZE
+    assert entry["handles"]["total"] == MEDIA_SIZE
     assert entry["handles"]["session_uri"].startswith(fake.url + youtube.UPLOAD_PATH)
     assert [c.step for c in fake.calls] == ["insert", "upload", "videos"]
 
 
 async def test_asks_the_media_url_for_the_size_when_m06_did_not_say_it(
         pool, session, fake):
-    async with FakeMediaServer(size_bytes=SIZE) as media:
+    async with FakeMediaServer(size_bytes=MEDIA_SIZE) as media:
         run = await flow_run(pool, session, youtube.publish, "youtube", fake.url, media,
                              access_token=TOKEN)
         attempt = await run.attempt()
@@ -117,8 +105,8 @@ async def test_asks_the_media_url_for_the_size_when_m06_did_not_say_it(
 
     assert outcome.outcome is Outcome.PUBLISHED
     [video] = videos_of(fake, run)
-    assert video.extra["size"] == SIZE
-    assert video.extra["sha256"] == media_digest(run.clip_id, SIZE)
+    assert video.extra["size"] == MEDIA_SIZE
+    assert video.extra["sha256"] == media_digest(run.clip_id, MEDIA_SIZE)
 
 
 async def test_waits_for_processing_without_uploading_again(new_run, fake):
@@ -246,8 +234,8 @@ async def test_a_cut_upload_is_resumed_with_only_the_missing_bytes(
 
     assert resumed.outcome is Outcome.PUBLISHED
     [video] = videos_of(fake, run)
-    assert video.extra["sha256"] == media_digest(run.clip_id, SIZE)
-    assert [(p.start, p.kept) for p in fake.puts] == [(0, 100_000), (100_000, SIZE - 100_000)]
+    assert video.extra["sha256"] == media_digest(run.clip_id, MEDIA_SIZE)
+    assert [(p.start, p.kept) for p in fake.puts] == [(0, 100_000), (100_000, MEDIA_SIZE - 100_000)]
     assert len(fake.calls_to("probe")) == 1
     assert len(fake.calls_to("insert")) == 1
 
@@ -330,7 +318,7 @@ async def test_a_session_expired_before_any_put_is_replaced_by_a_new_one(new_run
 
     assert outcome.outcome is Outcome.PUBLISHED
     [video] = videos_of(fake, run)
-    assert video.extra["sha256"] == media_digest(run.clip_id, SIZE)
+    assert video.extra["sha256"] == media_digest(run.clip_id, MEDIA_SIZE)
     assert len(fake.calls_to("insert")) == 2
     assert len(fake.calls_to("upload")) == 1
     entry = await only_entry(run)

@@ -21,7 +21,8 @@ MIGRATIONS = ["20260225_0005_m31_distribution_service",
               "20260225_0011_m31_distribution_reliability",
               "20261129_0012_m31_http_hardening",
               "20261129_0013_m31_error_classes",
-              "20261129_0014_m31_direct_publishing"]
+              "20261129_0014_m31_direct_publishing",
+              "20261129_0015_m31_live_posting_caps"]
 
 
 async def table_exists(conn, name: str) -> bool:

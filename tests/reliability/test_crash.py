@@ -32,13 +32,6 @@ SCHEDULE_CHUNK = 20
 POLL = 0.01  # seconds between probes while waiting for the moment to kill
 
 
-async def produce_fast(stack, topic: str, events: list[dict]) -> None:
-    """All events in flight at once (the producer batches them), keyed by claim id."""
-    producer = stack.topics.producer
-    futures = [await producer.send(topic, json.dumps(ev).encode(),
-                                   key=ev["partition_key"].encode()) for ev in events]
-    await asyncio.gather(*futures)
-
 
 
 async def test_a_worker_killed_while_ingesting_claims_loses_and_doubles_none(
@@ -60,7 +53,7 @@ async def test_a_worker_killed_while_ingesting_claims_loses_and_doubles_none(
         return await count() >= CLAIMS // 4
 
     first = await stack.started_worker()
-    producing = asyncio.create_task(produce_fast(stack, "distribution.claimed", stream))
+    producing = asyncio.create_task(stack.topics.produce_fast("distribution.claimed", stream))
     try:
         await eventually(a_quarter_ingested, timeout=60, interval=POLL,
                      what="a quarter of the claims")
@@ -129,8 +122,9 @@ async def test_a_worker_killed_while_publishing_due_items_posts_each_once_per_pl
     api = stack.api(first)
     influencer, campaign = unique("influencer"), unique("campaign")
     ids = [unique("claim") for _ in range(DUE_ITEMS)]
-    await produce_fast(stack, "distribution.claimed",
-                       [claimed_event(i, unique("clip"), influencer, campaign) for i in ids])
+    await stack.topics.produce_fast(
+        "distribution.claimed", [claimed_event(i, unique("clip"), influencer, campaign)
+                                 for i in ids])
 
     async def claimed_count():
         n = await stack.pool.fetchval(
