@@ -85,11 +85,16 @@ class AccountsClient:
             self._session = aiohttp.ClientSession(timeout=self.timeout, headers=self.headers)
         try:
             async with self._session.request(method, url) as response:
-                if response.status in (401, 403, 404, 409, 410):
+                if response.status in (404, 409, 410):
                     self._cache.pop(key, None)
                     raise NotConnected(f"M10 answered {response.status}: the account is not "
                                        "connected or cannot be refreshed",
                                        influencer_id=influencer_id, platform=platform)
+                if response.status in (401, 403):
+                    # our own token refused: no account is to blame (nor held for it)
+                    log.error("M10 refused the service's token (DISTRIBUTION_ACCOUNTS_TOKEN)",
+                              extra={"status": response.status})
+                    raise Unavailable(f"M10 refused the service's token ({response.status})")
                 if response.status != 200:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     raise Unavailable(f"M10 answered {response.status}",

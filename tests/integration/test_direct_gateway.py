@@ -13,11 +13,13 @@ import pytest
 
 from app.accounts import AccountsClient
 from app.db.ledger import PgLedger, ledger_entries
+from app.domain.errors import Unavailable
 from app.domain.model import ErrorClass, Outcome, Platform
 from app.neighbours import Media
 from app.platforms.direct import LeaseLost
 from app.platforms.direct_gateway import DirectGateway
 from app.platforms.gateway import PostRequest, PublishOutcome
+from fakes.accounts import FakeAccounts
 from fakes.direct import DirectFakes
 from fakes.media import CONTENT_TYPE, DURATION_SECONDS
 from fakes.platform_kit import HANG
@@ -245,3 +247,17 @@ async def test_the_lease_is_kept_while_a_slow_call_runs(pool, fakes):
     # kept every 0.2 s for 0.6 s more: still leased when the call ended, 1 s after `before`
     assert kept > returned
     assert kept - before > timedelta(seconds=0.9)
+
+
+async def test_the_service_token_goes_to_m10_and_a_refused_one_holds_no_account():
+    async with FakeAccounts(required_token="service-token") as m10:
+        good = AccountsClient(m10.url, "service-token", 2.0)
+        wrong = AccountsClient(m10.url, "not-the-token", 2.0)
+        try:
+            credentials = await good.credentials("inf-1", "tiktok")
+            assert credentials.access_token == m10.token_of("inf-1", "tiktok")
+            with pytest.raises(Unavailable):  # transient: the account is not to blame
+                await wrong.credentials("inf-1", "tiktok")
+        finally:
+            await good.close()
+            await wrong.close()
