@@ -225,6 +225,12 @@ def cmd_openapi(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    """The benchmarks (benchmarks/): the real stack, each workload beside its baseline."""
+    from benchmarks.run import main as bench_main
+    return bench_main(args)
+
+
 def refuse_unsafe_settings() -> int | None:
     """Exit status 2 with a message naming each variable, when the settings are unsafe."""
     from app.broker_security import ssl_context
@@ -273,8 +279,19 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument("--check", action="store_true",
                      help="exit 1 if the contract file differs from it, write nothing")
     api.set_defaults(func=cmd_openapi)
+    bench = sub.add_parser("bench", help="run the benchmarks and write BENCHMARKS.md")
+    bench.add_argument("--quick", action="store_true",
+                       help="small sizes (CI): every workload runs, in under two minutes")
+    bench.add_argument("--database-url", help="a PostgreSQL server to make the run's own "
+                       "database on (dropped afterwards); default: an embedded one")
+    bench.add_argument("--bootstrap", help="HOST:PORT of a Kafka-protocol broker; default: "
+                       "an embedded Tansu")
+    bench.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"))
+    bench.add_argument("--only", help="comma-separated workloads (default: all; see "
+                       "benchmarks/run.py WORKLOADS)")
+    bench.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
-    if args.func not in (cmd_dev, cmd_openapi):  # no secrets needed
+    if args.func not in (cmd_dev, cmd_openapi, cmd_bench):  # no secrets needed
         refused = refuse_unsafe_settings()
         if refused is not None:
             return refused
