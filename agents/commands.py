@@ -1,57 +1,86 @@
-"""distribution.commands (key = item id) -> app.handlers; the reply goes back to the asker."""
+"""distribution.commands (key = item id) -> app.handlers, in batches: the commands that
+arrived together are applied per partition, each partition's in their order in one
+transaction (each command in a savepoint of its own) and the partitions side by side; then
+each asker gets its reply. One item's commands share its partition: their order holds."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
+
+from faust.types import EventT
 
 from app import handlers
 from app.channels import commands_topic, send
 from app.dead_letters import dead_letter
 from app.domain.errors import InvalidRequest, Unavailable
 from app.faust_app import app
+from app.kafka import reply
 from app.topics import COMMANDS_DLQ
 from app.waiting import until_available
 from app.wire import Command, PingCommand, parse_command
 
 log = logging.getLogger("distribution.commands")
 
+Result = handlers.Applied | Exception
 
-async def apply(command: Command) -> handlers.Applied:
-    def attempt():
-        return handlers.handle(app.pool, command, app.now(), app.policy)
 
-    if command.actor is not None:
-        # Someone is waiting: tell them now rather than hold the partition for them.
-        return await attempt()
-    return await until_available(attempt, f"apply {command.kind}")
+async def apply(commands: Sequence[Command]) -> list[Result]:
+    """The batch's results, in order. With the database away, whoever waits for a reply
+    hears so now rather than hold the partition; the service's own commands are applied
+    once it is back."""
+    def attempt(batch: Sequence[Command]):
+        return lambda: handlers.handle_batch(app.pool, batch, app.now(), app.policy)
+
+    try:
+        return await attempt(commands)()
+    except Unavailable as exc:
+        own = [c for c in commands if c.actor is None]
+        applied = iter(await until_available(attempt(own), "apply commands") if own else [])
+        return [next(applied) if c.actor is None else exc for c in commands]
+
+
+async def apply_events(events: Sequence[EventT]) -> None:
+    replies: dict[int, dict] = {}
+    commands: list[tuple[int, Command]] = []
+    for n, event in enumerate(events):
+        try:
+            command = parse_command(event.value)
+        except ValueError as exc:
+            await dead_letter(send, COMMANDS_DLQ, event.message, "invalid_command", str(exc))
+            replies[n] = handlers.error_reply(InvalidRequest(str(exc)))
+            continue
+        if isinstance(command, PingCommand):
+            replies[n] = handlers.PONG
+        else:
+            commands.append((n, command))
+    by_partition: dict[int, list[tuple[int, Command]]] = {}
+    for n, command in commands:
+        by_partition.setdefault(events[n].message.partition, []).append((n, command))
+    groups = list(by_partition.values())
+    results = await asyncio.gather(*(apply([c for _, c in group]) for group in groups))
+    for (n, command), result in zip([nc for group in groups for nc in group],
+                                    [r for rs in results for r in rs]):
+        if isinstance(result, Unavailable):
+            replies[n] = handlers.error_reply(result)
+        elif isinstance(result, Exception):  # a bug must not stop the partition, nor lose it
+            await dead_letter(send, COMMANDS_DLQ, events[n].message, "command_failed",
+                              repr(result))
+            replies[n] = handlers.error_reply(Unavailable("the command could not be applied"))
+        else:
+            replies[n] = result.reply
+            if result.publishing_started:
+                app.publisher_wakeup.set()
+            if result.outbox_written:
+                app.relay_wakeup.set()
+    for n, event in enumerate(events):
+        await reply(app, event, replies[n])
 
 
 @app.agent(commands_topic, use_reply_headers=True)
 async def apply_commands(stream):
-    async for value in stream:
-        event = stream.current_event
-        try:
-            command = parse_command(value)
-        except ValueError as exc:
-            await dead_letter(send, COMMANDS_DLQ, event.message, "invalid_command", str(exc))
-            yield handlers.error_reply(InvalidRequest(str(exc)))
-            continue
-        if isinstance(command, PingCommand):
-            yield handlers.PONG
-            continue
-        try:
-            applied = await apply(command)
-        except Unavailable as exc:
-            yield handlers.error_reply(exc)
-            continue
-        except Exception as exc:  # a bug must not stop the partition, nor lose the command
-            log.exception("command failed", extra={"item_id": command.item_id,
-                                                    "command": command.kind})
-            await dead_letter(send, COMMANDS_DLQ, event.message, "command_failed", repr(exc))
-            yield handlers.error_reply(Unavailable("the command could not be applied"))
-            continue
-        if applied.publishing_started:
-            app.publisher_wakeup.set()
-        if applied.outbox_written:
-            app.relay_wakeup.set()
-        yield applied.reply
+    s = app.settings
+    async for events in stream.take_events(s.command_batch_size,
+                                           within=s.command_batch_wait_seconds):
+        await apply_events(events)

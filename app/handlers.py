@@ -6,6 +6,7 @@ Also the claim ingestion, which creates items in batches.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,10 +14,11 @@ from typing import Any
 import asyncpg
 
 from app.db.items import NewItem
+from app.db.pool import CONNECTION_ERRORS
 from app.db.read_model import item_json
 from app.db.unit_of_work import UnitOfWork, unit_of_work
 from app.domain import events as e
-from app.domain.errors import DomainError, NotFound
+from app.domain.errors import DomainError, NotFound, Unavailable
 from app.domain.model import Item
 from app.domain.quota import check_quota, planned_posts, with_live_caps
 from app.domain.rules import Policy, claim_expires_at
@@ -46,43 +48,90 @@ def error_reply(error: DomainError) -> dict[str, Any]:
 
 async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Policy) -> Applied:
     """Apply one command in one transaction; a command seen before returns its first reply."""
-    order = command.to_domain()  # typed on the way in: nothing left to refuse for its shape
-    async with unit_of_work(pool) as uow:
-        stored = await uow.items.lock(command.item_id)
-        # after the lock: a copy of this command applied meanwhile is seen here
-        earlier = await uow.commands.reply_for(command.command_id)
-        if earlier is not None:
-            log.info("command repeated", extra=_log_extra(command, outcome="duplicate"))
-            return Applied(earlier, repeated=True)
+    [result] = await handle_batch(pool, [command], now, policy)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+async def handle_batch(pool: asyncpg.Pool, commands: Sequence[Command], now: datetime,
+                       policy: Policy) -> list[Applied | Exception]:
+    """Apply commands in their order in one transaction, each in a savepoint of its own: a
+    refusal is a reply like any other, and a command that fails (a bug, a constraint) is
+    undone alone and answered by its exception, in its place. The database unreachable
+    fails the whole batch (Unavailable), and nothing of it is kept. Batches applied side by
+    side can meet in a deadlock (two accounts' posting-limit locks taken in turn): the
+    batch PostgreSQL picks is applied again, whole."""
+    for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
-            if stored is None:
-                raise NotFound(item_id=command.item_id)
-            decision = decide(stored.item, command.actor_of(), order, now, policy)
-            await check_posting_limits(uow, stored.item, order, decision, now, policy)
-        except DomainError as err:
-            applied = Applied(error_reply(err))
-            log.info("command refused", extra=_log_extra(
-                command, outcome="refused", error=err.code, reason=err.message))
-        else:
-            saved = await uow.items.save(stored, decision.item)
-            await uow.items.add_analytics(command.item_id, decision.events, now, command.actor)
-            outcomes = outcome_envelopes(decision.item, decision.events, now,
-                                         command.trace_id, cause=command.command_id)
-            outcomes += await hold_accounts(uow, decision.events, now, command.trace_id)
-            for topic, envelope in outcomes:
-                await uow.outbox.add(topic, envelope)
-            applied = Applied(
-                {"ok": True, "item": item_json(saved), "error": None},
-                publishing_started=any(isinstance(ev, e.PublishingStarted)
-                                       for ev in decision.events),
-                outbox_written=bool(outcomes))
-            log.info("command applied", extra=_log_extra(
-                command, outcome="applied", status_before=stored.item.status.value,
-                status=decision.item.status.value, version=decision.item.version,
-                events=[type(ev).__name__ for ev in decision.events]))
-        await uow.commands.record(command.command_id, command.item_id, command.kind,
-                                  applied.reply)
+            return await _handle_batch(pool, commands, now, policy)
+        except asyncpg.DeadlockDetectedError:
+            if attempt == DEADLOCK_RETRIES:
+                raise
+            log.warning("command batch met a deadlock: applied again",
+                        extra={"commands": len(commands), "attempt": attempt})
+    raise AssertionError("unreachable")
+
+
+#: How often a batch that lost a deadlock is applied again.
+DEADLOCK_RETRIES = 5
+
+
+async def _handle_batch(pool: asyncpg.Pool, commands: Sequence[Command], now: datetime,
+                        policy: Policy) -> list[Applied | Exception]:
+    results: list[Applied | Exception] = []
+    async with unit_of_work(pool) as uow:
+        for command in commands:
+            try:
+                async with uow.savepoint():
+                    results.append(await apply_command(uow, command, now, policy))
+            except (Unavailable, asyncpg.DeadlockDetectedError, *CONNECTION_ERRORS):
+                raise
+            except Exception as exc:  # undone alone; the caller dead-letters it
+                log.exception("command failed", extra=_log_extra(command, outcome="failed"))
+                results.append(exc)
         await uow.commit()
+    return results
+
+
+async def apply_command(uow: UnitOfWork, command: Command, now: datetime,
+                        policy: Policy) -> Applied:
+    """Open, load, decide, save: one command inside the caller's transaction."""
+    order = command.to_domain()  # typed on the way in: nothing left to refuse for its shape
+    stored = await uow.items.lock(command.item_id)
+    # after the lock: a copy of this command applied meanwhile is seen here
+    earlier = await uow.commands.reply_for(command.command_id)
+    if earlier is not None:
+        log.info("command repeated", extra=_log_extra(command, outcome="duplicate"))
+        return Applied(earlier, repeated=True)
+    try:
+        if stored is None:
+            raise NotFound(item_id=command.item_id)
+        decision = decide(stored.item, command.actor_of(), order, now, policy)
+        await check_posting_limits(uow, stored.item, order, decision, now, policy)
+    except DomainError as err:
+        applied = Applied(error_reply(err))
+        log.info("command refused", extra=_log_extra(
+            command, outcome="refused", error=err.code, reason=err.message))
+    else:
+        saved = await uow.items.save(stored, decision.item)
+        await uow.items.add_analytics(command.item_id, decision.events, now, command.actor)
+        outcomes = outcome_envelopes(decision.item, decision.events, now,
+                                     command.trace_id, cause=command.command_id)
+        outcomes += await hold_accounts(uow, decision.events, now, command.trace_id)
+        for topic, envelope in outcomes:
+            await uow.outbox.add(topic, envelope)
+        applied = Applied(
+            {"ok": True, "item": item_json(saved), "error": None},
+            publishing_started=any(isinstance(ev, e.PublishingStarted)
+                                   for ev in decision.events),
+            outbox_written=bool(outcomes))
+        log.info("command applied", extra=_log_extra(
+            command, outcome="applied", status_before=stored.item.status.value,
+            status=decision.item.status.value, version=decision.item.version,
+            events=[type(ev).__name__ for ev in decision.events]))
+    await uow.commands.record(command.command_id, command.item_id, command.kind,
+                              applied.reply)
     return applied
 
 

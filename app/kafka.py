@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 
 from faust.agents import replies
+from faust.agents.replies import ReqRepResponse
 from faust.models import maybe_model
+from faust.types import AppT, EventT
 from faust.transport.drivers import aiokafka as driver
 
 
@@ -53,3 +55,27 @@ class ReplyConsumer(replies.ReplyConsumer):
             for promise in list(self._waiting.pop(reply.correlation_id, ())):
                 if not promise.done():
                     promise.fulfill(reply.correlation_id, maybe_model(reply.value))
+
+
+def reply_address(event: EventT) -> tuple[str, str] | None:
+    """Where the asker of an event waits for its reply (Faust's reply headers), if anyone."""
+    headers = event.headers or {}
+    reply_to, correlation_id = headers.get("Faust-Ag-ReplyTo"), headers.get(
+        "Faust-Ag-CorrelationId")
+    if not reply_to or not correlation_id:
+        return None
+    return _text(reply_to), _text(correlation_id)
+
+
+async def reply(app: AppT, event: EventT, value: object) -> None:
+    """Answer the asker of one event of a batch (Faust answers only what an agent yields,
+    one value per event: a batch is answered here, event by event)."""
+    address = reply_address(event)
+    if address is not None:
+        reply_to, correlation_id = address
+        await app.send(reply_to, key=None, value=ReqRepResponse(
+            key=event.key, value=value, correlation_id=correlation_id))
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

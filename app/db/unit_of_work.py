@@ -44,6 +44,10 @@ class UnitOfWork:
         self._transaction = transaction
         self.committed = False
 
+    def savepoint(self):
+        """A nested transaction: leaving it by an exception undoes only what it did."""
+        return self.conn.transaction()
+
     async def commit(self) -> None:
         await self._transaction.commit()
         self.committed = True

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from app import handlers
@@ -673,3 +674,74 @@ async def test_a_command_for_an_unknown_item_delivered_twice_at_once_is_refused_
         *(handlers.handle(pool, cmd, utcnow(), POLICY) for _ in range(4)))]
 
     assert [r["error"]["code"] for r in replies] == ["not_found"] * 4
+
+
+# --- batches -------------------------------------------------------------------------------
+
+OVERLAY = {"type": "intro", "duration_seconds": 2.0}
+
+
+async def test_a_batch_applies_its_commands_in_order_in_one_transaction(pool):
+    now = utcnow()
+    first, second = await claim(pool, now), await claim(pool, now)
+    add = command(first, "add-overlay", OVERLAY)
+    batch = [add, command(second, "add-overlay", OVERLAY),
+             command(first, "add-overlay", {"type": "intro", "duration_seconds": 3.0}),
+             add]  # the same command again, in the same batch
+    results = await handlers.handle_batch(pool, batch, now, POLICY)
+    assert [r.reply["ok"] for r in results] == [True, True, True, True]
+    assert [r.repeated for r in results] == [False, False, False, True]
+    assert results[3].reply == results[0].reply  # the first reply, again
+    overlays = await pool.fetch("SELECT item_id, duration_seconds FROM distribution_overlays "
+                                "WHERE item_id = ANY($1::text[])",
+                                [first.claim_id, second.claim_id])
+    assert {r["item_id"]: r["duration_seconds"] for r in overlays} == {
+        first.claim_id: 3.0, second.claim_id: 2.0}  # the later command of `first` won
+
+
+async def test_a_command_that_fails_in_a_batch_is_undone_alone(pool, monkeypatch):
+    now = utcnow()
+    items = [await claim(pool, now) for _ in range(3)]
+    broken = items[1].claim_id
+
+    real_apply = handlers.apply_command
+
+    async def apply_command(uow, cmd, *args):
+        applied = await real_apply(uow, cmd, *args)  # its writes are made, then it fails
+        if cmd.item_id == broken:
+            raise RuntimeError("a bug")
+        return applied
+
+    monkeypatch.setattr(handlers, "apply_command", apply_command)
+    results = await handlers.handle_batch(
+        pool, [command(i, "add-overlay", OVERLAY) for i in items], now, POLICY)
+    assert [type(r).__name__ for r in results] == ["Applied", "RuntimeError", "Applied"]
+    kept = await pool.fetch("SELECT item_id FROM distribution_overlays "
+                            "WHERE item_id = ANY($1::text[])", [i.claim_id for i in items])
+    assert {r["item_id"] for r in kept} == {items[0].claim_id, items[2].claim_id}
+    versions = await pool.fetch("SELECT id, version FROM distribution_items "
+                                "WHERE id = ANY($1::text[])", [i.claim_id for i in items])
+    assert {r["id"]: r["version"] for r in versions}[broken] == 1  # untouched
+    recorded = await pool.fetchval(
+        "SELECT count(*) FROM distribution_processed_commands WHERE item_id = $1", broken)
+    assert recorded == 0  # not remembered as applied: a redelivery applies it
+
+
+async def test_a_batch_that_loses_a_deadlock_is_applied_again_whole(pool, monkeypatch):
+    now = utcnow()
+    items = [await claim(pool, now) for _ in range(2)]
+    real_apply, failures = handlers.apply_command, iter([True])
+
+    async def apply_command(uow, cmd, *args):
+        applied = await real_apply(uow, cmd, *args)
+        if cmd.item_id == items[1].claim_id and next(failures, False):
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return applied
+
+    monkeypatch.setattr(handlers, "apply_command", apply_command)
+    results = await handlers.handle_batch(
+        pool, [command(i, "add-overlay", OVERLAY) for i in items], now, POLICY)
+    assert [r.repeated for r in results] == [False, False]  # the first try left nothing
+    versions = await pool.fetch("SELECT version FROM distribution_items "
+                                "WHERE id = ANY($1::text[])", [i.claim_id for i in items])
+    assert [r["version"] for r in versions] == [2, 2]  # applied once each
