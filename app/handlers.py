@@ -56,15 +56,20 @@ async def handle(pool: asyncpg.Pool, command: Command, now: datetime, policy: Po
 
 async def handle_batch(pool: asyncpg.Pool, commands: Sequence[Command], now: datetime,
                        policy: Policy) -> list[Applied | Exception]:
-    """Apply commands in their order in one transaction, each in a savepoint of its own: a
-    refusal is a reply like any other, and a command that fails (a bug, a constraint) is
-    undone alone and answered by its exception, in its place. The database unreachable
-    fails the whole batch (Unavailable), and nothing of it is kept. Batches applied side by
-    side can meet in a deadlock (two accounts' posting-limit locks taken in turn): the
-    batch PostgreSQL picks is applied again, whole."""
+    """Apply commands in their order in one transaction: a refusal is a reply like any
+    other, and a command that fails (a bug, a constraint) is undone alone and answered by
+    its exception, in its place. The database unreachable fails the whole batch
+    (Unavailable), and nothing of it is kept. Batches applied side by side can meet in a
+    deadlock (two accounts' posting-limit locks taken in turn): the batch PostgreSQL picks
+    is applied again, whole."""
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
-            return await _handle_batch(pool, commands, now, policy)
+            try:
+                return await _handle_batch(pool, commands, now, policy, isolated=False)
+            except _CommandFailed:
+                # rare (a bug, a constraint): again, each command in a savepoint of its own,
+                # so that the failing one is undone alone
+                return await _handle_batch(pool, commands, now, policy, isolated=True)
         except asyncpg.DeadlockDetectedError:
             if attempt == DEADLOCK_RETRIES:
                 raise
@@ -77,17 +82,27 @@ async def handle_batch(pool: asyncpg.Pool, commands: Sequence[Command], now: dat
 DEADLOCK_RETRIES = 5
 
 
+class _CommandFailed(Exception):
+    """A command of a batch applied without savepoints failed: the batch is undone."""
+
+
 async def _handle_batch(pool: asyncpg.Pool, commands: Sequence[Command], now: datetime,
-                        policy: Policy) -> list[Applied | Exception]:
+                        policy: Policy, isolated: bool) -> list[Applied | Exception]:
     results: list[Applied | Exception] = []
     async with unit_of_work(pool) as uow:
         for command in commands:
             try:
-                async with uow.savepoint():
+                if isolated:
+                    async with uow.savepoint():
+                        results.append(await apply_command(uow, command, now, policy))
+                else:
                     results.append(await apply_command(uow, command, now, policy))
             except (Unavailable, asyncpg.DeadlockDetectedError, *CONNECTION_ERRORS):
                 raise
-            except Exception as exc:  # undone alone; the caller dead-letters it
+            except Exception as exc:
+                if not isolated:
+                    raise _CommandFailed() from exc
+                # undone alone; the caller dead-letters it
                 log.exception("command failed", extra=_log_extra(command, outcome="failed"))
                 results.append(exc)
         await uow.commit()

@@ -51,7 +51,21 @@ def figure_row(f: Figure) -> str:
     return f"| {f.what} | {number(f.value, f.unit)} | {baseline} | {ratio} | {f.target} | {met} |"
 
 
-def render(results: list[WorkloadResult], info: RunInfo) -> str:
+#: The hand-written log of the performance work (what changed, figures before and after):
+#: a run carries it over from the report it replaces.
+HISTORY = "## Performance work"
+
+
+def kept_history(previous: str) -> str:
+    """The performance-work section of an earlier report (empty if it has none)."""
+    start = previous.find(f"\n{HISTORY}\n")
+    if start < 0:
+        return ""
+    end = previous.find("\n## ", start + 1)
+    return previous[start + 1:end if end >= 0 else len(previous)].rstrip() + "\n"
+
+
+def render(results: list[WorkloadResult], info: RunInfo, history: str = "") -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor() or "?") \
@@ -75,6 +89,8 @@ def render(results: list[WorkloadResult], info: RunInfo) -> str:
         f"| broker | {info.broker} |",
         f"| duration | {info.seconds:,.0f} s |", "",
         "Ratio = figure ÷ baseline; \"met\" compares the figure with the issue's target.", ""]
+    if history:
+        lines += [history.rstrip(), ""]
     for r in results:
         lines += [f"## {r.title}", "", f"Sizes: {r.sizes}. Took {r.seconds:,.0f} s.", "",
                   "| figure | value | baseline (same run) | ratio | target | met |",

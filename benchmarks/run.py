@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks import commands, due_publishing, growth, ingestion, round_trip, two_workers
 from benchmarks.measure import Figure, WorkloadResult
-from benchmarks.report import RunInfo, render
+from benchmarks.report import RunInfo, kept_history, render
 from benchmarks.stack import Stack, open_stack
 
 WORKLOADS = ("ingestion", "round_trip", "commands", "due_publishing", "two_workers", "growth",
@@ -103,7 +103,8 @@ async def bench(quick: bool = False, database_url: str | None = None,
         info = RunInfo(command, quick, f"{stack.postgres_version} ({where})",
                        f"the one at {bootstrap}" if bootstrap else "Tansu (embedded)")
     info.seconds = time.perf_counter() - started
-    output.write_text(render(results, info), encoding="utf-8")
+    previous = output.read_text(encoding="utf-8") if output.exists() else ""
+    output.write_text(render(results, info, kept_history(previous)), encoding="utf-8")
     return results
 
 
