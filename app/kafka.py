@@ -42,13 +42,26 @@ class ReplyConsumer(replies.ReplyConsumer):
     And Faust marks a reply topic as handled before it starts reading it (3 s later): an
     ask that arrives before the consumer started, and is cancelled meanwhile (a timed-out
     readiness check), left the topic marked and never read, so every later reply was lost.
-    Here the start runs to its end whoever waits for it."""
+    Here the start runs to its end whoever waits for it. And the topic is drained through
+    one channel only (`_fetch` says why)."""
 
     async def _start_fetcher(self, topic_name: str) -> None:
         starting = self.__dict__.setdefault("_starting", {})
         if topic_name not in starting:
-            starting[topic_name] = asyncio.ensure_future(super()._start_fetcher(topic_name))
+            starting[topic_name] = asyncio.ensure_future(self._fetch(topic_name))
         await asyncio.shield(starting[topic_name])
+
+    async def _fetch(self, topic_name: str) -> None:
+        """Faust's `_start_fetcher`, less one line. Faust registers the reply topic with the
+        conductor, then drains it by iterating it, which registers an iterator copy: every
+        reply is then handed to both, and the first is never read. Its queue fills, and at
+        80 % of `stream_buffer_maxsize` (about 3,300 replies) the conductor stops fetching
+        the reply topic for good: every ask after that times out (504s under load)."""
+        self._fetchers[topic_name] = None  # Faust's marker: an ask does not start another
+        topic = self._reply_topic(topic_name)
+        await topic.maybe_declare()
+        await self.sleep(3.0)
+        self._fetchers[topic_name] = self.add_future(self._drain_replies(topic))
 
     async def _drain_replies(self, channel) -> None:
         async for reply in channel.stream():

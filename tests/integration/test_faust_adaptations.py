@@ -21,6 +21,7 @@ from faust.transport.drivers import aiokafka as driver
 from app import kafka
 from app.faust_app import DistributionApp, create_app
 from app.settings import Settings
+from tests.support import eventually
 
 #: (Faust's class, ours, the method we override, its parameters)
 OVERRIDDEN = [
@@ -39,6 +40,10 @@ CALLERS = [
     (replies.ReplyConsumer.add, "self._start_fetcher("),
     (replies.ReplyConsumer.add, "self._waiting[correlation_id].add(promise)"),
     (replies.ReplyConsumer._start_fetcher, "self._drain_replies(topic)"),
+    # what our ReplyConsumer._fetch repeats of it, less the registration it leaves out
+    (replies.ReplyConsumer._start_fetcher, "topic = self._reply_topic(topic_name)"),
+    (replies.ReplyConsumer._start_fetcher, "await topic.maybe_declare()"),
+    (replies.ReplyConsumer._start_fetcher, "self.app.topics.add(topic)"),
 ]
 
 
@@ -82,6 +87,25 @@ async def test_our_transport_gives_the_aiokafka_fetcher_our_fetch_wait(broker):
         assert consumer._fetcher._fetch_max_wait_ms == 37
     finally:
         await consumer.stop()
+
+
+async def test_the_reply_topic_is_handed_to_one_channel_only(broker, monkeypatch):
+    """Faust's own start registers the reply topic twice (itself, then the copy its drain
+    iterates): the copy nobody reads fills up and stops the reply topic for good."""
+    app = create_app(Settings(app_id=f"test-{uuid.uuid4().hex[:8]}",
+                              kafka_bootstrap_servers=broker.bootstrap))
+    consumer = kafka.ReplyConsumer(app)
+    monkeypatch.setattr(consumer, "sleep", lambda seconds: asyncio.sleep(0))
+    monkeypatch.setattr(faust.Topic, "maybe_declare", lambda self: asyncio.sleep(0))
+    name = f"test-replies-{uuid.uuid4().hex[:8]}"
+    await consumer._start_fetcher(name)
+
+    async def subscribed():
+        return [c for c in app.topics if name in c.topics]
+
+    channels = await eventually(subscribed, timeout=5, what="the reply topic subscribed")
+    assert len(channels) == 1 and channels[0].is_iterator
+    consumer._fetchers[name].cancel()
 
 
 async def test_faust_starts_our_reply_consumer_and_the_resources_before_everything_else():
