@@ -60,8 +60,11 @@ class ReplyConsumer(replies.ReplyConsumer):
         self._fetchers[topic_name] = None  # Faust's marker: an ask does not start another
         topic = self._reply_topic(topic_name)
         await topic.maybe_declare()
+        # subscribed now, where Faust subscribes: at start-up, before the consumer starts,
+        # so that no later change of subscription costs a rebalance
+        channel = aiter(topic)
         await self.sleep(3.0)
-        self._fetchers[topic_name] = self.add_future(self._drain_replies(topic))
+        self._fetchers[topic_name] = self.add_future(self._drain_replies(channel))
 
     async def _drain_replies(self, channel) -> None:
         async for reply in channel.stream():

@@ -13,10 +13,10 @@ import uuid
 
 from app.db.queue import PlatformAttempt
 from app.domain.errors import NotFound, Unavailable
-from app.domain.model import ErrorClass, Outcome
+from app.domain.model import ErrorClass
 from app.neighbours import MediaLocator
 from app.platforms.direct import LeaseLost
-from app.platforms.gateway import (PlatformGateway, PostRequest, PublishOutcome,
+from app.platforms.gateway import (PlatformGateway, PostRequest, PublishOutcome, failure,
                                    idempotency_key)
 from app.topics import Send
 from app.wire import PlatformResultCommand, PlatformResultPayload, send_commands
@@ -27,11 +27,9 @@ log = logging.getLogger("distribution.publisher")
 def media_failure(error: NotFound | Unavailable) -> PublishOutcome:
     """What a failed media lookup means for the attempt."""
     if isinstance(error, NotFound):
-        return PublishOutcome(Outcome.REJECTED, error=f"media: {error.message}",
-                              error_class=ErrorClass.MEDIA, reason_code="media_not_found")
-    return PublishOutcome(Outcome.TRANSIENT, error=f"media: {error.message}",
-                          retry_after=error.details.get("retry_after"),
-                          error_class=ErrorClass.TRANSIENT, reason_code="media_unavailable")
+        return failure(ErrorClass.MEDIA, "media_not_found", f"media: {error.message}")
+    return failure(ErrorClass.TRANSIENT, "media_unavailable", f"media: {error.message}",
+                   retry_after=error.details.get("retry_after"))
 
 
 def platform_result_command(attempt: PlatformAttempt,

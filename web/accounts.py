@@ -9,12 +9,12 @@ from app.domain.errors import InvalidRequest
 from app.domain.rules import check_platform
 from app.faust_app import app
 
+from . import schemas
 from .auth import require_operator
 from .errors import ApiView
 from .items import authenticate, bounded
 
 ACCOUNT = "/api/v1/distribution/accounts/{influencer_id}/{platform}"
-MAX_INFLUENCER_ID = 200
 
 
 @app.page(ACCOUNT + "/reconnected")
@@ -24,9 +24,10 @@ class AccountReconnected(ApiView):
 
     async def post(self, request: Request, influencer_id: str, platform: str) -> Response:
         require_operator(await authenticate(request))
-        if not 1 <= len(influencer_id) <= MAX_INFLUENCER_ID:
-            raise InvalidRequest(f"influencer_id must have 1 to {MAX_INFLUENCER_ID} "
-                                 "characters", field="influencer_id")
+        longest = schemas.INFLUENCER_ID_MAX_LENGTH
+        if not 1 <= len(influencer_id) <= longest:
+            raise InvalidRequest(f"influencer_id must have 1 to {longest} characters",
+                                 field="influencer_id")
         checked = check_platform(platform, "platform")
         released = await bounded(account_reconnected(app.pool, influencer_id, checked.value,
                                                      app.now()))

@@ -146,7 +146,8 @@ PARAMETERS = {
     "InfluencerId": {
         "name": "influencer_id", "in": "path", "required": True,
         "description": "The influencer whose connected account it is.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 200}, "example": "inf_42"},
+        "schema": {"type": "string", "minLength": 1, "maxLength": s.INFLUENCER_ID_MAX_LENGTH},
+        "example": "inf_42"},
     "DownloadExpires": {
         "name": "expires", "in": "query", "required": True,
         "description": "Expiry of the link, in seconds since the epoch (part of the link).",

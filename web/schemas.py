@@ -38,6 +38,8 @@ from .errors import STATUS_BY_CODE
 
 #: Item ids (M09's claim ids) travel in URL paths and Kafka keys.
 ITEM_ID_MAX_LENGTH = 200
+#: An influencer id in a path (the token subject that owns items).
+INFLUENCER_ID_MAX_LENGTH = 200
 #: The query of a signed download link (a malformed one is answered 403, like a forged one).
 EXPIRES_PATTERN = r"^[0-9]{1,12}$"
 SIGNATURE_PATTERN = r"^[0-9a-f]{64}$"

@@ -62,10 +62,3 @@ async def ledger_entries(pool: asyncpg.Pool, item_id: str) -> list[dict[str, Any
     async with translate_errors():
         rows = await pool.fetch(Q["ledger_entries"], item_id)
     return [dict(r) for r in rows]
-
-
-async def extend_lease(pool: asyncpg.Pool, item_id: str, platform: str, lease: int,
-                       until: datetime) -> bool:
-    """False once another lease took the attempt over."""
-    async with translate_errors():
-        return bool(await pool.fetchval(Q["extend_lease"], item_id, platform, lease, until))

@@ -73,3 +73,11 @@ async def lease_platform_attempts(pool: asyncpg.Pool, now: datetime, limit: int,
                             _caption_for(r["caption"], r["platform"]), r["overlays"],
                             r["lease"])
             for r in rows]
+
+
+async def extend_lease(pool: asyncpg.Pool, item_id: str, platform: str, lease: int,
+                       until: datetime) -> bool:
+    """Keeps a lease while its call is under way (a long upload); False once another
+    lease took the attempt over."""
+    async with translate_errors():
+        return bool(await pool.fetchval(Q["extend_lease"], item_id, platform, lease, until))

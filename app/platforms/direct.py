@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
-from app.domain.model import ErrorClass, Outcome
+from app.domain.model import ErrorClass
 
-from .gateway import PostRequest, PublishOutcome
-from .http import MAX_MESSAGE_CHARS, parse_retry_after
+from .gateway import PostRequest, PublishOutcome, failure
+from .http import parse_retry_after
 
 if TYPE_CHECKING:
     from app.neighbours import Media
@@ -79,35 +79,6 @@ class FlowStopped(Exception):
     def __init__(self, outcome: PublishOutcome) -> None:
         super().__init__(outcome.error)
         self.outcome = outcome
-
-
-# --- outcomes --------------------------------------------------------------------------
-
-def published(post_id: str, post_url: str | None) -> PublishOutcome:
-    return PublishOutcome(Outcome.PUBLISHED, post_id=post_id, post_url=post_url)
-
-
-def failure(error_class: ErrorClass, reason_code: str, message: str,
-            retry_after: float | None = None) -> PublishOutcome:
-    """A classed failure. Transient and quota keep the attempt's key (and its ledger
-    entry): what was started is reconciled on the next attempt."""
-    outcome = (Outcome.TRANSIENT if error_class in (ErrorClass.TRANSIENT, ErrorClass.QUOTA)
-               else Outcome.REJECTED)
-    return PublishOutcome(outcome, error=message[:MAX_MESSAGE_CHARS], retry_after=retry_after,
-                          error_class=error_class, reason_code=reason_code)
-
-
-def in_progress(reason_code: str, message: str, poll_seconds: float) -> PublishOutcome:
-    """The platform is still working (downloading, processing, moderating): look again in
-    `poll_seconds`, without spending an attempt."""
-    return PublishOutcome(Outcome.IN_PROGRESS, error=message[:MAX_MESSAGE_CHARS],
-                          retry_after=poll_seconds, reason_code=reason_code)
-
-
-def unknown(reason_code: str, message: str) -> PublishOutcome:
-    """Whether a post exists cannot be established: never posted again automatically."""
-    return PublishOutcome(Outcome.UNKNOWN, error=message[:MAX_MESSAGE_CHARS],
-                          reason_code=reason_code)
 
 
 # --- calls -----------------------------------------------------------------------------

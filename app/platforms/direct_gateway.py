@@ -17,15 +17,15 @@ import aiohttp
 import asyncpg
 
 from app.accounts import AccountsClient, NotConnected
-from app.db.ledger import PgLedger, extend_lease
+from app.db.ledger import PgLedger
+from app.db.queue import extend_lease
 from app.db.posts import record_account_cap
 from app.domain.errors import Unavailable
 from app.domain.model import ErrorClass, Platform
 
 from . import instagram, snapchat, tiktok, youtube
-from .direct import (LIVE_CAP_HANDLE, DirectAttempt, Flow, PlatformApi, failure,
-                     run_flow)
-from .gateway import PostRequest, PublishOutcome
+from .direct import LIVE_CAP_HANDLE, DirectAttempt, Flow, PlatformApi, run_flow
+from .gateway import PostRequest, PublishOutcome, failure
 
 log = logging.getLogger("distribution.platforms")
 

@@ -11,7 +11,10 @@ if TYPE_CHECKING:
     from app.neighbours import Media
 
 __all__ = ["ErrorClass", "Outcome", "PlatformGateway", "PostRequest", "PublishOutcome",
-           "idempotency_key"]
+           "failure", "idempotency_key", "in_progress", "published", "unknown"]
+
+#: The longest platform message kept in an outcome's error.
+MAX_MESSAGE_CHARS = 500
 
 
 def idempotency_key(item_id: str, platform: str, key_attempt: int) -> str:
@@ -52,6 +55,35 @@ class PublishOutcome:
     retry_after: float | None = None
     error_class: ErrorClass | None = None  # of a failure; the one taxonomy of every platform
     reason_code: str | None = None  # the platform's own code, or ours (`http_503`)
+
+
+# --- the outcomes every adapter answers with -------------------------------------------
+
+def published(post_id: str, post_url: str | None) -> PublishOutcome:
+    return PublishOutcome(Outcome.PUBLISHED, post_id=post_id, post_url=post_url)
+
+
+def failure(error_class: ErrorClass, reason_code: str, message: str,
+            retry_after: float | None = None) -> PublishOutcome:
+    """A classed failure. Transient and quota keep the attempt's key (and its ledger
+    entry): what was started is reconciled on the next attempt."""
+    outcome = (Outcome.TRANSIENT if error_class in (ErrorClass.TRANSIENT, ErrorClass.QUOTA)
+               else Outcome.REJECTED)
+    return PublishOutcome(outcome, error=message[:MAX_MESSAGE_CHARS], retry_after=retry_after,
+                          error_class=error_class, reason_code=reason_code)
+
+
+def in_progress(reason_code: str, message: str, poll_seconds: float) -> PublishOutcome:
+    """The platform is still working (downloading, processing, moderating): look again in
+    `poll_seconds`, without spending an attempt."""
+    return PublishOutcome(Outcome.IN_PROGRESS, error=message[:MAX_MESSAGE_CHARS],
+                          retry_after=poll_seconds, reason_code=reason_code)
+
+
+def unknown(reason_code: str, message: str) -> PublishOutcome:
+    """Whether a post exists cannot be established: never posted again automatically."""
+    return PublishOutcome(Outcome.UNKNOWN, error=message[:MAX_MESSAGE_CHARS],
+                          reason_code=reason_code)
 
 
 class PlatformGateway(Protocol):

@@ -18,12 +18,10 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .gateway import ErrorClass, Outcome, PostRequest, PublishOutcome
+from .gateway import MAX_MESSAGE_CHARS, ErrorClass, Outcome, PostRequest, PublishOutcome
 
 logger = logging.getLogger("distribution.platforms")
 
-#: The longest gateway message kept in an outcome's error.
-MAX_MESSAGE_CHARS = 500
 
 
 class HttpGateway:

@@ -31,9 +31,8 @@ from typing import Any
 from app.domain.model import ErrorClass
 from app.domain.rules import rendered_caption
 
-from .direct import (DirectAttempt, FlowStopped, Reply, failure, in_progress, published,
-                     unknown)
-from .gateway import PublishOutcome
+from .direct import DirectAttempt, FlowStopped, Reply
+from .gateway import PublishOutcome, failure, in_progress, published, unknown
 
 PLATFORM = "instagram"
 #: The base URL setting's default (Facebook Login host); paths are `/{ig-user-id}/...`.

@@ -39,9 +39,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from app.domain.model import ErrorClass
 from app.domain.rules import rendered_caption
 
-from .direct import (DirectAttempt, FlowStopped, Reply, failure, in_progress, published,
-                     unknown)
-from .gateway import PublishOutcome
+from .direct import DirectAttempt, FlowStopped, Reply
+from .gateway import PublishOutcome, failure, in_progress, published, unknown
 
 PLATFORM = "snapchat"
 #: The `snapchat` base URL setting's default; tests point the PlatformApi at the fake.

@@ -34,9 +34,8 @@ import aiohttp
 from app.domain.model import ErrorClass, Outcome
 from app.domain.rules import rendered_caption
 
-from .direct import (DirectAttempt, FlowStopped, Reply, failure, in_progress, published,
-                     unknown)
-from .gateway import PublishOutcome
+from .direct import DirectAttempt, FlowStopped, Reply
+from .gateway import PublishOutcome, failure, in_progress, published, unknown
 
 # Ledger steps (besides "started", which a new entry has).
 STARTED = "started"
