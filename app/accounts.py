@@ -128,7 +128,7 @@ async def account_reconnected(pool: asyncpg.Pool, influencer_id: str, platform: 
             return False
         topic, envelope = account_envelope(RECONNECTED, influencer_id, platform, now,
                                            trace_id=trace_id)
-        await uow.outbox.add(topic, envelope)
+        uow.outbox.add(topic, envelope)
         await uow.commit()
     log.info("account reconnected: its held posts are due", extra={
         "influencer_id": influencer_id, "platform": platform,

@@ -1,4 +1,6 @@
-"""One transaction per command: open, load, decide, save, commit.
+"""Commands in batches, one transaction per batch: lock and load the batch's items and
+check its command ids at once, decide each command in its order, then write what they
+changed in one statement (app/db/writes.py) and commit.
 
 Also the claim ingestion, which creates items in batches.
 """
@@ -13,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from app.db.items import NewItem
+from app.db.items import NewItem, StoredItem
 from app.db.pool import CONNECTION_ERRORS
 from app.db.read_model import item_json
 from app.db.unit_of_work import UnitOfWork, unit_of_work
@@ -88,37 +90,63 @@ class _CommandFailed(Exception):
 
 async def _handle_batch(pool: asyncpg.Pool, commands: Sequence[Command], now: datetime,
                         policy: Policy, isolated: bool) -> list[Applied | Exception]:
-    results: list[Applied | Exception] = []
     async with unit_of_work(pool) as uow:
-        for command in commands:
+        if not isolated:
             try:
-                if isolated:
-                    async with uow.savepoint():
-                        results.append(await apply_command(uow, command, now, policy))
-                else:
-                    results.append(await apply_command(uow, command, now, policy))
+                results: list[Applied | Exception] = [
+                    *await apply_together(uow, commands, now, policy)]
+                await uow.flush()  # a constraint it breaks is a failing command too
             except (Unavailable, asyncpg.DeadlockDetectedError, *CONNECTION_ERRORS):
                 raise
             except Exception as exc:
-                if not isolated:
-                    raise _CommandFailed() from exc
-                # undone alone; the caller dead-letters it
-                log.exception("command failed", extra=_log_extra(command, outcome="failed"))
-                results.append(exc)
+                raise _CommandFailed() from exc
+        else:
+            results = []
+            for command in commands:
+                try:
+                    async with uow.savepoint():
+                        results.extend(await apply_together(uow, [command], now, policy))
+                except (Unavailable, asyncpg.DeadlockDetectedError, *CONNECTION_ERRORS):
+                    raise
+                except Exception as exc:
+                    # undone alone; the caller dead-letters it
+                    log.exception("command failed",
+                                  extra=_log_extra(command, outcome="failed"))
+                    results.append(exc)
         await uow.commit()
     return results
 
 
-async def apply_command(uow: UnitOfWork, command: Command, now: datetime,
+@dataclass
+class Loaded:
+    """What a batch of commands decides on: its items as they stand (locked; each replaced
+    by what the batch's last command on it saved) and the replies of its commands already
+    applied (those the batch applies added as it goes)."""
+
+    items: dict[str, StoredItem]
+    replies: dict[str, dict[str, Any]]
+
+
+async def apply_together(uow: UnitOfWork, commands: Sequence[Command], now: datetime,
+                         policy: Policy) -> list[Applied]:
+    """Lock and load the commands' items and check their ids once for all of them, then
+    apply each in its order; the writes wait for the caller's flush."""
+    items = await uow.items.lock_many(c.item_id for c in commands)
+    # after the lock: a copy of a command applied meanwhile is seen here
+    replies = await uow.commands.replies_for(c.command_id for c in commands)
+    loaded = Loaded(items, replies)
+    return [await apply_command(uow, loaded, command, now, policy) for command in commands]
+
+
+async def apply_command(uow: UnitOfWork, loaded: Loaded, command: Command, now: datetime,
                         policy: Policy) -> Applied:
-    """Open, load, decide, save: one command inside the caller's transaction."""
+    """Decide on one command and keep its writes in the caller's transaction."""
     order = command.to_domain()  # typed on the way in: nothing left to refuse for its shape
-    stored = await uow.items.lock(command.item_id)
-    # after the lock: a copy of this command applied meanwhile is seen here
-    earlier = await uow.commands.reply_for(command.command_id)
+    earlier = loaded.replies.get(command.command_id)
     if earlier is not None:
         log.info("command repeated", extra=_log_extra(command, outcome="duplicate"))
         return Applied(earlier, repeated=True)
+    stored = loaded.items.get(command.item_id)
     try:
         if stored is None:
             raise NotFound(item_id=command.item_id)
@@ -129,13 +157,13 @@ async def apply_command(uow: UnitOfWork, command: Command, now: datetime,
         log.info("command refused", extra=_log_extra(
             command, outcome="refused", error=err.code, reason=err.message))
     else:
-        saved = await uow.items.save(stored, decision.item)
-        await uow.items.add_analytics(command.item_id, decision.events, now, command.actor)
+        saved = loaded.items[command.item_id] = uow.items.save(stored, decision.item)
+        uow.items.add_analytics(command.item_id, decision.events, now, command.actor)
         outcomes = outcome_envelopes(decision.item, decision.events, now,
                                      command.trace_id, cause=command.command_id)
         outcomes += await hold_accounts(uow, decision.events, now, command.trace_id)
         for topic, envelope in outcomes:
-            await uow.outbox.add(topic, envelope)
+            uow.outbox.add(topic, envelope)
         applied = Applied(
             {"ok": True, "item": item_json(saved), "error": None},
             publishing_started=any(isinstance(ev, e.PublishingStarted)
@@ -145,8 +173,8 @@ async def apply_command(uow: UnitOfWork, command: Command, now: datetime,
             command, outcome="applied", status_before=stored.item.status.value,
             status=decision.item.status.value, version=decision.item.version,
             events=[type(ev).__name__ for ev in decision.events]))
-    await uow.commands.record(command.command_id, command.item_id, command.kind,
-                              applied.reply)
+    uow.commands.record(command.command_id, command.item_id, command.kind, applied.reply)
+    loaded.replies[command.command_id] = applied.reply
     return applied
 
 
@@ -180,6 +208,7 @@ async def check_posting_limits(uow: UnitOfWork, item: Item, order: object,
     if not limited:
         return
     since = min(when for _, when in planned) - QUOTA_LOOKBACK
+    await uow.flush()  # the account's posts the batch planned before this one count too
     usage = await uow.posts.times(item.influencer_id, limited, since, now, item.id)
     live = await uow.posts.live_caps(item.influencer_id, limited)
     check_quota(planned, usage, with_live_caps(policy.quotas, live))

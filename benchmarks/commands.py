@@ -82,19 +82,20 @@ async def measure_service(stack: Stack, count: int, label: str
 
 
 async def command_transaction(conn: asyncpg.Connection, item_id: str) -> None:
-    """The SQL of an overlay command's transaction (app/handlers.py handle), nothing else."""
+    """The SQL of one overlay command (app/handlers.py apply_together), nothing else."""
     command_id = uuid.uuid4().hex
     async with conn.transaction():
-        await conn.fetchrow(Q["lock_item"], item_id)
-        await conn.fetchval(Q["processed_command"], command_id)
-        item = await conn.fetchrow(Q["item_aggregate"], item_id)
+        await conn.fetchrow(Q["lock_items"], [item_id])
+        await conn.fetch(Q["processed_commands"], [command_id])
+        item = await conn.fetchrow(Q["item_aggregates"], [item_id])
         await conn.execute(Q["upsert_overlay"], item_id, OVERLAY["type"],
                            OVERLAY["duration_seconds"])
-        await conn.fetchval(Q["update_item"], item_id, item["status"], item["scheduled_at"],
-                            item["timezone"], item["platforms"], item["retry_count"],
-                            item["failure_reason"], item["version"] + 1)
-        await conn.execute(Q["record_processed_command"], command_id, item_id, "overlays",
-                           json.dumps({"ok": True}))
+        items = [[item_id], [item["status"]], [item["scheduled_at"]], [item["timezone"]],
+                 [",".join(item["platforms"])], [item["retry_count"]],
+                 [item["failure_reason"]], [item["version"] + 1]]
+        nothing: list[list] = [[]] * (13 + 8 + 4)  # no platform rows, analytics, events
+        await conn.execute(Q["write_batch"], *items, *nothing, [command_id], [item_id],
+                           ["overlays"], [json.dumps({"ok": True})])
 
 
 async def measure_baseline(stack: Stack, count: int) -> tuple[float, list[float]]:

@@ -130,7 +130,7 @@ async def measure_sizes(stack: Stack, worker, pool: asyncpg.Pool, sizes: list[in
                              f"{await explain(conn, sql, args)}\n```\n")
             probe = f"{prefix}-2"
             plans.append(f"#### item (GET item, preview), {size:,} items\n\n```\n" + await explain(
-                conn, Q["item_aggregate"], lambda: (probe,)) + "\n```\n")
+                conn, Q["item_aggregates"], lambda: ([probe],)) + "\n```\n")
         timings["GET item"] = await time_calls(stack, worker, prefix, made, "")
         timings["preview"] = await time_calls(stack, worker, prefix, made, "preview")
         for name, times in timings.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from app.domain.model import (Caption, CaptionText, ErrorClass, Item, Overlay, O
                               Platform, PlatformState, PlatformStatus, Status)
 
 from .queries import Q
+from .writes import BatchWrites
 
 
 def _ts(value: Any) -> datetime | None:
@@ -73,10 +75,6 @@ class NewItem:
     claim_expires_at: datetime
 
 
-def stored_item_from_row(row: asyncpg.Record) -> StoredItem:
-    return StoredItem(item_from_row(row), row["created_at"], row["updated_at"])
-
-
 def item_from_row(row: asyncpg.Record) -> Item:
     overlays = {OverlayType(o["type"]): Overlay(OverlayType(o["type"]), o["duration_seconds"])
                 for o in row["overlays"]}
@@ -94,18 +92,35 @@ def item_from_row(row: asyncpg.Record) -> Item:
 
 
 class ItemRepository:
+    """Reads items, and keeps what a batch of commands writes until `flush()`: then each
+    statement goes once for all the items (asyncpg pipelines `executemany`), with what
+    changed between each item as read and as last saved."""
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self._as_stored: dict[str, Item] = {}  # as the database holds it
+        self._saved: dict[str, Item] = {}  # saved since the last flush
+        self._analytics: list[tuple] = []
+        self._transaction_time: datetime | None = None
 
     async def get(self, item_id: str) -> StoredItem | None:
-        row = await self.conn.fetchrow(Q["item_aggregate"], item_id)
-        return stored_item_from_row(row) if row is not None else None
+        return (await self._load([item_id])).get(item_id)
 
-    async def lock(self, item_id: str) -> StoredItem | None:
-        """The item, its row locked until the transaction ends."""
-        if await self.conn.fetchval(Q["lock_item"], item_id) is None:
-            return None
-        return await self.get(item_id)
+    async def lock_many(self, item_ids: Iterable[str]) -> dict[str, StoredItem]:
+        """The items that exist, by id, their rows locked until the transaction ends."""
+        ids = sorted(set(item_ids))
+        await self.conn.execute(Q["lock_items"], ids)
+        return await self._load(ids)
+
+    async def _load(self, ids: list[str]) -> dict[str, StoredItem]:
+        rows = await self.conn.fetch(Q["item_aggregates"], ids)
+        loaded = {}
+        for row in rows:
+            stored = StoredItem(item_from_row(row), row["created_at"], row["updated_at"])
+            self._transaction_time = row["transaction_time"]
+            self._as_stored[stored.item.id] = stored.item
+            loaded[stored.item.id] = stored
+        return loaded
 
     async def add_claimed(self, items: list[NewItem]) -> set[str]:
         """Creates the items that do not exist yet; the ids of those it created."""
@@ -115,52 +130,59 @@ class ItemRepository:
             [i.claimed_at for i in items], [i.claim_expires_at for i in items])
         return {r["id"] for r in rows}
 
-    async def save(self, stored: StoredItem, new: Item) -> StoredItem:
-        """Writes what changed from the stored item to the new one; the new one as stored."""
-        old = stored.item
-        if new is old:
+    def save(self, stored: StoredItem, new: Item) -> StoredItem:
+        """The new item, to be written at the next flush; as it will be stored."""
+        if new is stored.item:
             return stored
-        updated_at = await self.conn.fetchval(
-            Q["update_item"], new.id, new.status.value, new.scheduled_at, new.timezone,
-            [p.value for p in new.platforms], new.retry_count, new.failure_reason, new.version)
-        if new.caption is not None and new.caption != old.caption:
-            c = caption_to_json(new.caption)
-            await self.conn.execute(Q["upsert_caption"], new.id, c["text"], c["hashtags"],
-                                    c["title"], c["variants"])
-        for kind, overlay in new.overlays.items():
-            if old.overlays.get(kind) != overlay:
-                await self.conn.execute(Q["upsert_overlay"], new.id, kind.value,
-                                        overlay.duration_seconds)
-        if new.platform_status != old.platform_status:
-            await self._save_platform_rows(old, new)
-        return StoredItem(new, stored.created_at, updated_at)
+        self._saved[new.id] = new
+        # updated_at is now(): the transaction's time, read with the item
+        assert self._transaction_time is not None
+        return StoredItem(new, stored.created_at, self._transaction_time)
 
-    async def _save_platform_rows(self, old: Item, item: Item) -> None:
-        if set(old.platform_status) - set(item.platform_status):
-            await self.conn.execute(Q["delete_platform_rows"], item.id,
-                                    [p.value for p in item.platform_status])
-        rows = [r for p, r in item.platform_status.items() if old.platform_status.get(p) != r]
-        await self.conn.execute(
-            Q["upsert_platform_rows"], item.id,
-            [r.platform.value for r in rows], [r.status.value for r in rows],
-            [r.attempts for r in rows], [r.key_attempt for r in rows], [r.error for r in rows],
-            [r.next_attempt_at for r in rows], [r.post_id for r in rows],
-            [r.post_url for r in rows], [r.published_at for r in rows],
-            [r.in_round for r in rows], [r.error_class for r in rows],
-            [r.reason_code for r in rows])
-
-    async def add_analytics(self, item_id: str, events: list[e.Event], now: datetime,
-                            actor: str | None) -> None:
+    def add_analytics(self, item_id: str, events: list[e.Event], now: datetime,
+                      actor: str | None) -> None:
         """One row per platform outcome or download, naming who asked (None: the service)."""
-        rows = []
         for ev in events:
             if isinstance(ev, e.PlatformPublished):
-                rows.append((ev.platform.value, "published", ev.attempt, ev.post_id, None))
+                row = (ev.platform.value, "published", ev.attempt, ev.post_id, None)
             elif isinstance(ev, e.PlatformFailed):
-                rows.append((ev.platform.value, "failed", ev.attempt, None, ev.error))
+                row = (ev.platform.value, "failed", ev.attempt, None, ev.error)
             elif isinstance(ev, e.DownloadRequested):
-                rows.append((None, "download", 0, None, None))
-        if rows:
-            cols = list(zip(*rows))
-            await self.conn.execute(Q["insert_analytics"], item_id, *map(list, cols),
-                                    [now] * len(rows), actor)
+                row = (None, "download", 0, None, None)
+            else:
+                continue
+            self._analytics.append((item_id, *row, now, actor))
+
+    def discard(self) -> None:
+        """Forgets what was not written (its savepoint was rolled back)."""
+        self._saved.clear()
+        self._analytics.clear()
+
+    def write_into(self, writes: BatchWrites) -> None:
+        """Hands what changed since the last flush to the batch's statement."""
+        for item_id, new in self._saved.items():
+            _changes(self._as_stored[item_id], new, writes)
+            self._as_stored[item_id] = new
+        writes.analytics.extend(self._analytics)
+        self.discard()
+
+
+def _changes(old: Item, new: Item, writes: BatchWrites) -> None:
+    """The rows that take the stored item `old` to `new`, added to `writes`."""
+    writes.items.append((new.id, new.status.value, new.scheduled_at, new.timezone,
+                         ",".join(p.value for p in new.platforms), new.retry_count,
+                         new.failure_reason, new.version))
+    if new.caption is not None and new.caption != old.caption:
+        c = caption_to_json(new.caption)
+        writes.before("upsert_caption", new.id, c["text"], c["hashtags"], c["title"],
+                      c["variants"])
+    for kind, overlay in new.overlays.items():
+        if old.overlays.get(kind) != overlay:
+            writes.before("upsert_overlay", new.id, kind.value, overlay.duration_seconds)
+    if set(old.platform_status) - set(new.platform_status):
+        writes.before("delete_platform_rows", new.id, [p.value for p in new.platform_status])
+    writes.platform_rows.extend(
+        (new.id, r.platform.value, r.status.value, r.attempts, r.key_attempt, r.error,
+         r.next_attempt_at, r.post_id, r.post_url, r.published_at, r.in_round,
+         r.error_class, r.reason_code)
+        for p, r in new.platform_status.items() if old.platform_status.get(p) != r)

@@ -9,14 +9,24 @@ from typing import Any
 import asyncpg
 
 from .queries import Q
+from .writes import BatchWrites
 
 class OutboxRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self._added: list[tuple] = []
 
-    async def add(self, topic: str, envelope: dict[str, Any]) -> None:
-        await self.conn.execute(Q["insert_outbox"], uuid.UUID(envelope["event_id"]), topic,
-                                envelope["partition_key"], envelope)
+    def add(self, topic: str, envelope: dict[str, Any]) -> None:
+        """An event to write at the next flush, after those added before it."""
+        self._added.append((uuid.UUID(envelope["event_id"]), topic, envelope["partition_key"],
+                            envelope))
+
+    def write_into(self, writes: BatchWrites) -> None:
+        writes.outbox.extend(self._added)
+        self.discard()
+
+    def discard(self) -> None:
+        self._added.clear()
 
     async def try_lead(self) -> bool:
         """True when this transaction is the one relay allowed to run now."""

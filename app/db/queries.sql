@@ -37,35 +37,85 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $
 ON CONFLICT DO NOTHING
 RETURNING id
 
--- name: item_aggregate
--- One item with its caption, overlays and platform rows. $1 item id
-SELECT i.*,
+-- name: item_aggregates
+-- Items with their caption, overlays and platform rows, and the transaction's time (the
+-- `updated_at` of whatever it writes). $1 item ids
+SELECT i.*, now() AS transaction_time,
     (SELECT to_jsonb(c) FROM distribution_captions c WHERE c.item_id = i.id) AS caption,
     (SELECT coalesce(jsonb_agg(to_jsonb(o) ORDER BY o.type), '[]'::jsonb)
        FROM distribution_overlays o WHERE o.item_id = i.id) AS overlays,
     (SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.platform), '[]'::jsonb)
        FROM distribution_platform_status p WHERE p.item_id = i.id) AS platform_rows
 FROM distribution_items i
-WHERE i.id = $1
+WHERE i.id = ANY($1::text[])
 
--- name: lock_item
--- Locks the item row and its platform rows for the command's transaction, so that the
--- publisher (which skips locked rows) cannot take an attempt meanwhile. $1 item id
-WITH item AS (SELECT id FROM distribution_items WHERE id = $1 FOR UPDATE),
-     platform_rows AS (SELECT platform FROM distribution_platform_status
-                       WHERE item_id = $1 FOR UPDATE)
-SELECT id, (SELECT count(*) FROM platform_rows) AS platform_rows FROM item
+-- name: lock_items
+-- Locks item rows and their platform rows for the commands' transaction, so that the
+-- publisher (which skips locked rows) cannot take an attempt meanwhile; in one order (by
+-- id) for every transaction. $1 item ids
+WITH items AS (SELECT id FROM distribution_items WHERE id = ANY($1::text[])
+               ORDER BY id FOR UPDATE),
+     platform_rows AS (SELECT item_id FROM distribution_platform_status
+                       WHERE item_id IN (SELECT id FROM items)
+                       ORDER BY item_id, platform FOR UPDATE)
+SELECT (SELECT count(*) FROM items) AS items, (SELECT count(*) FROM platform_rows) AS rows
 
--- name: update_item
--- $1 id, $2 status, $3 scheduled_at, $4 timezone, $5 platforms, $6 retry_count,
--- $7 failure_reason, $8 version
-UPDATE distribution_items
-SET status = $2, scheduled_at = $3, timezone = $4, platforms = $5, retry_count = $6,
-    failure_reason = $7, version = $8, updated_at = now(),
-    due_enqueued_at = CASE WHEN scheduled_at IS DISTINCT FROM $3 OR $2 <> 'scheduled'
-                           THEN NULL ELSE due_enqueued_at END
-WHERE id = $1
-RETURNING updated_at
+-- name: write_batch
+-- What a batch of commands wrote, in one statement: each item's final fields, its changed
+-- platform rows, the analytics rows, the outbox events (in their order) and the applied
+-- commands' replies (a copy of a command for an item that does not exist, with no row lock
+-- to queue on, may have recorded its identical refusal meanwhile: kept).
+-- Items: $1 id, $2 status, $3 scheduled_at, $4 timezone, $5 platforms (comma-separated),
+-- $6 retry_count, $7 failure_reason, $8 version.
+-- Platform rows: $9 item id, $10 platform, $11 status, $12 attempts, $13 key_attempt,
+-- $14 last_error, $15 next_attempt_at, $16 post_id, $17 post_url, $18 published_at,
+-- $19 in_round, $20 error_class, $21 reason_code.
+-- Analytics: $22 item id, $23 platform, $24 event_type, $25 attempt, $26 post_id, $27 error,
+-- $28 occurred_at, $29 actor. Outbox: $30 event id, $31 topic, $32 partition key,
+-- $33 envelope. Commands: $34 command id, $35 item id, $36 kind, $37 reply.
+WITH items AS (
+    UPDATE distribution_items i
+    SET status = u.status, scheduled_at = u.scheduled_at, timezone = u.timezone,
+        platforms = string_to_array(u.platforms, ','), retry_count = u.retry_count,
+        failure_reason = u.failure_reason, version = u.version, updated_at = now(),
+        due_enqueued_at = CASE WHEN i.scheduled_at IS DISTINCT FROM u.scheduled_at
+                                    OR u.status <> 'scheduled'
+                               THEN NULL ELSE i.due_enqueued_at END
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::int[],
+                $7::text[], $8::int[])
+         AS u (id, status, scheduled_at, timezone, platforms, retry_count, failure_reason,
+               version)
+    WHERE i.id = u.id),
+platform_rows AS (
+    INSERT INTO distribution_platform_status
+        (item_id, platform, status, attempts, key_attempt, last_error, next_attempt_at,
+         post_id, post_url, published_at, in_round, error_class, reason_code)
+    SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::int[], $13::int[],
+                         $14::text[], $15::timestamptz[], $16::text[], $17::text[],
+                         $18::timestamptz[], $19::boolean[], $20::text[], $21::text[])
+    ON CONFLICT (item_id, platform) DO UPDATE
+    SET status = EXCLUDED.status, attempts = EXCLUDED.attempts,
+        key_attempt = EXCLUDED.key_attempt, last_error = EXCLUDED.last_error,
+        next_attempt_at = EXCLUDED.next_attempt_at, post_id = EXCLUDED.post_id,
+        post_url = EXCLUDED.post_url, published_at = EXCLUDED.published_at,
+        in_round = EXCLUDED.in_round, error_class = EXCLUDED.error_class,
+        reason_code = EXCLUDED.reason_code, updated_at = now()),
+analytics AS (
+    INSERT INTO publishing_analytics
+        (item_id, platform, event_type, attempt, post_id, error, occurred_at, actor)
+    SELECT * FROM unnest($22::text[], $23::text[], $24::text[], $25::int[], $26::text[],
+                         $27::text[], $28::timestamptz[], $29::text[])),
+outbox AS (
+    INSERT INTO distribution_outbox (event_id, topic, partition_key, envelope)
+    SELECT event_id, topic, partition_key, envelope
+    FROM unnest($30::uuid[], $31::text[], $32::text[], $33::jsonb[]) WITH ORDINALITY
+         AS u (event_id, topic, partition_key, envelope, n)
+    ORDER BY n),
+commands AS (
+    INSERT INTO distribution_processed_commands (command_id, item_id, kind, reply)
+    SELECT * FROM unnest($34::text[], $35::text[], $36::text[], $37::jsonb[])
+    ON CONFLICT (command_id) DO NOTHING)
+SELECT 1
 
 -- name: upsert_caption
 -- $1 item id, $2 text, $3 hashtags, $4 title, $5 variants
@@ -85,47 +135,9 @@ SET duration_seconds = EXCLUDED.duration_seconds, updated_at = now()
 -- Platform rows no longer requested. $1 item id, $2 platforms to keep
 DELETE FROM distribution_platform_status WHERE item_id = $1 AND NOT (platform = ANY($2::text[]))
 
--- name: upsert_platform_rows
--- $1 item id, then arrays: $2 platform, $3 status, $4 attempts, $5 key_attempt,
--- $6 last_error, $7 next_attempt_at, $8 post_id, $9 post_url, $10 published_at, $11 in_round,
--- $12 error_class, $13 reason_code
-INSERT INTO distribution_platform_status
-    (item_id, platform, status, attempts, key_attempt, last_error, next_attempt_at,
-     post_id, post_url, published_at, in_round, error_class, reason_code)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[],
-                         $7::timestamptz[], $8::text[], $9::text[], $10::timestamptz[],
-                         $11::boolean[], $12::text[], $13::text[])
-ON CONFLICT (item_id, platform) DO UPDATE
-SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, key_attempt = EXCLUDED.key_attempt,
-    last_error = EXCLUDED.last_error, next_attempt_at = EXCLUDED.next_attempt_at,
-    post_id = EXCLUDED.post_id, post_url = EXCLUDED.post_url,
-    published_at = EXCLUDED.published_at, in_round = EXCLUDED.in_round,
-    error_class = EXCLUDED.error_class, reason_code = EXCLUDED.reason_code, updated_at = now()
-
--- name: insert_analytics
--- One row per platform outcome or download. $1 item id, then arrays: $2 platform,
--- $3 event_type, $4 attempt, $5 post_id, $6 error, $7 occurred_at; $8 actor
-INSERT INTO publishing_analytics
-    (item_id, platform, event_type, attempt, post_id, error, occurred_at, actor)
-SELECT $1, u.*, $8 FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
-                               $7::timestamptz[]) AS u
-
--- name: insert_outbox
--- Written in the transaction of the outcome it reports. $1 event id, $2 topic,
--- $3 partition key, $4 envelope
-INSERT INTO distribution_outbox (event_id, topic, partition_key, envelope)
-VALUES ($1, $2, $3, $4)
-
--- name: processed_command
--- The reply of a command applied before. $1 command id
-SELECT reply FROM distribution_processed_commands WHERE command_id = $1
-
--- name: record_processed_command
--- A copy of a command for an item that does not exist (no row lock to queue on) may have
--- recorded its identical refusal meanwhile. $1 command id, $2 item id, $3 kind, $4 reply
-INSERT INTO distribution_processed_commands (command_id, item_id, kind, reply)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (command_id) DO NOTHING
+-- name: processed_commands
+-- The replies of commands applied before. $1 command ids
+SELECT command_id, reply FROM distribution_processed_commands WHERE command_id = ANY($1::text[])
 
 -- name: take_due_items
 -- Marks a batch of due scheduled items as enqueued (skipping rows another scheduler

@@ -1,10 +1,15 @@
 """One transaction holding the repositories. Nothing is kept unless `commit()` is called:
-leaving the block any other way rolls back."""
+leaving the block any other way rolls back.
+
+The repositories of items, outbox and applied commands keep their writes until `flush()`
+(or the commit, or the end of a savepoint), so that a batch of commands sends each
+statement once for all of them. A read that must see them (the posting limits) flushes
+first."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import asyncpg
@@ -16,6 +21,7 @@ from .outbox import OutboxRepository
 from .posts import AccountPosts
 from .pool import CONNECTION_ERRORS, translate_errors
 from .queries import Q
+from .writes import BatchWrites
 
 
 class CommandLog:
@@ -23,13 +29,23 @@ class CommandLog:
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self._recorded: list[tuple] = []
 
-    async def reply_for(self, command_id: str) -> dict[str, Any] | None:
-        return await self.conn.fetchval(Q["processed_command"], command_id)
+    async def replies_for(self, command_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The first replies of those of the commands applied before."""
+        rows = await self.conn.fetch(Q["processed_commands"], list(command_ids))
+        return {r["command_id"]: r["reply"] for r in rows}
 
-    async def record(self, command_id: str, item_id: str, kind: str,
-                     reply: dict[str, Any]) -> None:
-        await self.conn.execute(Q["record_processed_command"], command_id, item_id, kind, reply)
+    def record(self, command_id: str, item_id: str, kind: str, reply: dict[str, Any]) -> None:
+        """Written at the next flush."""
+        self._recorded.append((command_id, item_id, kind, reply))
+
+    def write_into(self, writes: BatchWrites) -> None:
+        writes.commands.extend(self._recorded)
+        self.discard()
+
+    def discard(self) -> None:
+        self._recorded.clear()
 
 
 class UnitOfWork:
@@ -44,11 +60,34 @@ class UnitOfWork:
         self._transaction = transaction
         self.committed = False
 
-    def savepoint(self):
-        """A nested transaction: leaving it by an exception undoes only what it did."""
-        return self.conn.transaction()
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction, flushed as it ends: leaving it by an exception undoes
+        only what it did, written or not."""
+        try:
+            async with self.conn.transaction():
+                yield
+                await self.flush()
+        except BaseException:
+            self._discard()
+            raise
+
+    async def flush(self) -> None:
+        """Writes what the repositories keep, in one statement."""
+        writes = BatchWrites()
+        for repository in self._writers():
+            repository.write_into(writes)
+        await writes.send(self.conn)
+
+    def _discard(self) -> None:
+        for repository in self._writers():
+            repository.discard()
+
+    def _writers(self):
+        return self.items, self.outbox, self.commands
 
     async def commit(self) -> None:
+        await self.flush()
         await self._transaction.commit()
         self.committed = True
 

@@ -16,6 +16,7 @@ import pytest
 
 from app import handlers
 from app.domain.rules import Policy
+from app.envelope import rfc3339
 from app.wire import ClaimData, Command, make_command, parse_command
 from tests.factories import claim, claim_data, unique
 
@@ -706,8 +707,8 @@ async def test_a_command_that_fails_in_a_batch_is_undone_alone(pool, monkeypatch
 
     real_apply = handlers.apply_command
 
-    async def apply_command(uow, cmd, *args):
-        applied = await real_apply(uow, cmd, *args)  # its writes are made, then it fails
+    async def apply_command(uow, loaded, cmd, *args):
+        applied = await real_apply(uow, loaded, cmd, *args)  # its writes are made, then it fails
         if cmd.item_id == broken:
             raise RuntimeError("a bug")
         return applied
@@ -732,8 +733,8 @@ async def test_a_batch_that_loses_a_deadlock_is_applied_again_whole(pool, monkey
     items = [await claim(pool, now) for _ in range(2)]
     real_apply, failures = handlers.apply_command, iter([True])
 
-    async def apply_command(uow, cmd, *args):
-        applied = await real_apply(uow, cmd, *args)
+    async def apply_command(uow, loaded, cmd, *args):
+        applied = await real_apply(uow, loaded, cmd, *args)
         if cmd.item_id == items[1].claim_id and next(failures, False):
             raise asyncpg.DeadlockDetectedError("deadlock detected")
         return applied
@@ -745,3 +746,48 @@ async def test_a_batch_that_loses_a_deadlock_is_applied_again_whole(pool, monkey
     versions = await pool.fetch("SELECT version FROM distribution_items "
                                 "WHERE id = ANY($1::text[])", [i.claim_id for i in items])
     assert [r["version"] for r in versions] == [2, 2]  # applied once each
+
+
+def comparable(s: dict[str, Any]) -> dict[str, Any]:
+    """An item's stored state without what names the item or the moment of writing."""
+    def drop(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k not in keys}
+    return {
+        "item": drop(s["item"], "id", "influencer_id", "clip_id", "campaign_id", "claimed_at",
+                     "claim_expires_at", "created_at", "updated_at"),
+        "overlays": [drop(r, "updated_at") for r in s["overlays"]],
+        "platforms": {p: drop(r, "item_id", "created_at", "updated_at")
+                      for p, r in s["platforms"].items()},
+        "analytics": [drop(r, "occurred_at") for r in s["analytics"]],
+        "outbox": [(r["topic"], r["envelope"]["data"]["status"]) for r in s["outbox"]]}
+
+
+async def test_a_batch_leaves_what_its_commands_leave_one_at_a_time(pool):
+    """The writes wait for the batch's end and go in one statement: the rows they leave
+    are those of the same commands applied each in its own transaction."""
+    now = utcnow()
+    batched, alone = await claim(pool, now), await claim(pool, now)
+
+    def commands(item: ClaimData) -> list[Command]:
+        def result(platform: str, outcome: str, **more: Any) -> Command:
+            return command(item, "platform-result", {
+                "platform": platform, "key_attempt": 1, "outcome": outcome, **more},
+                actor=None)
+        return [
+            command(item, "add-overlay", OVERLAY),
+            command(item, "add-overlay", {"type": "intro", "duration_seconds": 2.5}),
+            command(item, "publish-multi", {"platforms": ["tiktok", "youtube"]}),
+            result("tiktok", "published", post_id="tt-1", post_url="https://t.example/1"),
+            result("youtube", "rejected", error="too long", error_class="permanent",
+                   reason_code="video_too_long")]
+
+    results = await handlers.handle_batch(pool, commands(batched), now, POLICY)
+    assert all(r.reply["ok"] for r in results), [r.reply["error"] for r in results]
+    for cmd in commands(alone):
+        assert (await handlers.handle(pool, cmd, now, POLICY)).reply["ok"]
+
+    kept = await state(pool, batched.claim_id)
+    assert kept["item"]["status"] == "failed"  # one platform published, one refused
+    assert len(kept["analytics"]) == 2 and len(kept["outbox"]) >= 1
+    assert comparable(kept) == comparable(await state(pool, alone.claim_id))
+    assert results[-1].reply["item"]["updated_at"] == rfc3339(kept["item"]["updated_at"])

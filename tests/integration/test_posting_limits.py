@@ -114,3 +114,16 @@ async def test_the_cap_instagram_said_for_the_account_replaces_the_configured_on
     for n, item_id in enumerate(ids, start=1):  # the third fits under Instagram's own 3
         assert (await send(pool, item_id, higher, "schedule", schedule(now + n * H),
                            now))["ok"], n
+
+
+async def test_in_one_batch_a_plan_counts_the_posts_planned_before_it(pool):
+    """A batch keeps its writes until its end, but a posting-limit check reads them first:
+    the third schedule of the batch finds the two before it."""
+    now, influencer = utcnow(), unique("inf")
+    items = await items_of(pool, influencer, 3, now)
+    batch = [make_command("schedule", item, unique("cmd"), schedule(now + (n + 1) * H),
+                          actor=influencer)
+             for n, item in enumerate(items)]
+    results = await handlers.handle_batch(pool, batch, now, POLICY)
+    assert [r.reply["ok"] for r in results] == [True, True, False]
+    assert results[2].reply["error"]["code"] == "quota_exceeded"

@@ -16,6 +16,7 @@ from app.db.outbox import OutboxRepository
 from app.db.queue import lease_platform_attempts, take_due_items
 from app.db.pool import create_pool
 from app.db.queries import Q
+from app.db.unit_of_work import unit_of_work
 from app.envelope import make_envelope
 from tests.factories import make_item, make_platform_row, unique
 
@@ -214,7 +215,7 @@ async def test_the_publisher_skips_platforms_of_an_item_a_command_has_locked(poo
         await make_platform_row(conn, item, "tiktok", next_attempt_at=now)
 
     async with a.acquire() as conn, conn.transaction():
-        assert await conn.fetchval(Q["lock_item"], item) == item
+        assert await conn.fetchval(Q["lock_items"], [item]) == 1
         # skipped, not waited for: the command may hold the lock for a while
         assert await asyncio.wait_for(lease_platform_attempts(b, now, 10, LEASE), 5) == []
     [taken] = await lease_platform_attempts(b, now, 10, LEASE)
@@ -247,10 +248,11 @@ async def test_pending_outbox_rows_come_in_id_order_until_marked_published(pools
     a, b = pools
     now = utcnow()
     envelopes = [envelope(unique("item"), now) for _ in range(5)]
-    async with a.acquire() as conn:
-        for env in envelopes:
-            async with conn.transaction():
-                await OutboxRepository(conn).add("distribution.published", env)
+    for batch in (envelopes[:1], envelopes[1:2], envelopes[2:]):  # the last three at once
+        async with unit_of_work(a) as uow:
+            for env in batch:
+                uow.outbox.add("distribution.published", env)
+            await uow.commit()
 
     async with b.acquire() as conn:
         outbox = OutboxRepository(conn)
@@ -279,15 +281,15 @@ async def test_an_outbox_row_committed_late_is_still_pending_in_id_order(pools):
     a, b = pools
     now = utcnow()
     slow, quick = envelope(unique("item"), now), envelope(unique("item"), now)
-    async with a.acquire() as first, b.acquire() as second:
-        tx = first.transaction()
-        await tx.start()
-        await OutboxRepository(first).add("distribution.published", slow)  # lower id
-        async with second.transaction():
-            await OutboxRepository(second).add("distribution.published", quick)
-        assert [r["event_id"] for r in await OutboxRepository(second).pending(10)] == [
+    async with unit_of_work(a) as first, b.acquire() as reader:
+        first.outbox.add("distribution.published", slow)
+        await first.flush()  # written: the lower id
+        async with unit_of_work(b) as second:
+            second.outbox.add("distribution.published", quick)
+            await second.commit()
+        assert [r["event_id"] for r in await OutboxRepository(reader).pending(10)] == [
             uuid.UUID(quick["event_id"])]
-        await tx.commit()
-        rows = await OutboxRepository(second).pending(10)
+        await first.commit()
+        rows = await OutboxRepository(reader).pending(10)
     assert [r["event_id"] for r in rows] == [uuid.UUID(slow["event_id"]),
                                              uuid.UUID(quick["event_id"])]

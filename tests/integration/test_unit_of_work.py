@@ -45,7 +45,7 @@ async def test_a_committed_unit_of_work_keeps_its_writes_and_returns_the_stored_
         assert await uow.items.add_claimed([item, item]) == {item.id}  # a repeat is one item
         await uow.commit()
     async with unit_of_work(pool) as uow:
-        loaded = await uow.items.lock(item.id)
+        [loaded] = (await uow.items.lock_many([item.id])).values()
         assert loaded.item.clip_id == item.clip_id
         assert loaded.created_at == loaded.updated_at
     assert await stored(pool, item)

@@ -90,23 +90,32 @@ async def test_a_direct_worker_killed_again_and_again_posts_each_item_at_most_on
             refused = [(code, body) for code, body in answers if code != 202]
             assert not refused, refused[:3]
 
+        no_return_order = rng.sample(PLATFORMS, len(PLATFORMS))  # each platform's turn
+
+        def arm(k: int):
+            """The fault of kill k, when it falls after a point of no return: the next call
+            of the platform's point of no return makes its post and is never answered; the
+            worker dies while it still waits (its timeout: 2 s). Armed before its life's
+            chunk is published, which a fast worker could otherwise finish first."""
+            if k % 2 == 0 or k >= KILLS:
+                return None
+            platform = no_return_order[k // 2 % len(PLATFORMS)]
+            fake, step = fakes[platform], NO_RETURN_STEP[platform]
+            armed = (platform, fake, step, len(fake.calls_to(step)), len(fake.posts))
+            fake.faults.script(step, HANG_AFTER)
+            return armed
+
         # A chunk of items per worker life (the first and each after a restart), so that
         # every kill falls while there is publishing to do, and the last worker has its own.
         life_base = posts_made()  # posts made before this worker life's chunk
+        armed = arm(0)
         await publish_some(PUBLISH_CHUNK)
 
         kills = []  # (kind, platform or None, posts made, rows unsettled)
-        no_return_order = rng.sample(PLATFORMS, len(PLATFORMS))  # each platform's turn
         kills_began = time.monotonic()
         for k in range(KILLS):
-            after_no_return = k % 2 == 1
-            if after_no_return:
-                # The next call of the platform's point of no return makes its post and is
-                # never answered; the worker dies while it still waits (its timeout: 2 s).
-                platform = no_return_order[k // 2 % len(PLATFORMS)]
-                fake, step = fakes[platform], NO_RETURN_STEP[platform]
-                calls0, posts0 = len(fake.calls_to(step)), len(fake.posts)
-                fake.faults.script(step, HANG_AFTER)
+            if armed is not None:
+                platform, fake, step, calls0, posts0 = armed
 
                 async def called(fake=fake, step=step, calls0=calls0):
                     return len(fake.calls_to(step)) > calls0
@@ -140,10 +149,11 @@ async def test_a_direct_worker_killed_again_and_again_posts_each_item_at_most_on
                 "SELECT count(*) FROM distribution_platform_status "
                 "WHERE item_id = ANY($1::text[]) AND status IN ('pending', 'publishing')", ids)
             kills.append((kind, platform, posts_made(), unsettled))
-            if after_no_return:
+            if armed is not None:
                 fake.faults.take(step)  # a fault left unused is not left for later calls
             worker = await stack.started_worker(**ENV)
             life_base = posts_made()
+            armed = arm(k + 1)
             await publish_some(PUBLISH_CHUNK if k < KILLS - 1 else len(to_publish))
         assert not to_publish
         killed_at = time.monotonic()
