@@ -1,7 +1,8 @@
 """distribution.commands (key = item id) -> app.handlers, in batches: the commands that
-arrived together are applied per partition, each partition's in their order in one
-transaction (each command in a savepoint of its own) and the partitions side by side; then
-each asker gets its reply. One item's commands share its partition: their order holds."""
+arrived while the previous batch was applied (app/batches.py) are applied in transactions
+of a few partitions each (side by side once there are many), each partition's commands in
+their order; then each asker gets its reply. One item's commands share its partition:
+their order holds."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from faust.types import EventT
 
 from app import handlers
 from app.channels import commands_topic, send
+from app.batches import SHARED_TRANSACTION_SIZE, as_they_come, transactions
 from app.dead_letters import dead_letter
 from app.domain.errors import InvalidRequest, Unavailable
 from app.faust_app import app
@@ -58,7 +60,7 @@ async def apply_events(events: Sequence[EventT]) -> None:
     by_partition: dict[int, list[tuple[int, Command]]] = {}
     for n, command in commands:
         by_partition.setdefault(events[n].message.partition, []).append((n, command))
-    groups = list(by_partition.values())
+    groups = transactions(list(by_partition.values()), SHARED_TRANSACTION_SIZE)
     results = await asyncio.gather(*(apply([c for _, c in group]) for group in groups))
     for (n, command), result in zip([nc for group in groups for nc in group],
                                     [r for rs in results for r in rs]):
@@ -80,7 +82,10 @@ async def apply_events(events: Sequence[EventT]) -> None:
 
 @app.agent(commands_topic, use_reply_headers=True)
 async def apply_commands(stream):
-    s = app.settings
-    async for events in stream.take_events(s.command_batch_size,
-                                           within=s.command_batch_wait_seconds):
+    # Acked once applied, as Faust's take_events acks its batches: the offset committed
+    # never passes a command not yet applied.
+    stream.enable_acks = False
+    async for events in as_they_come(stream.events(), app.settings.command_batch_size):
         await apply_events(events)
+        for event in events:
+            await stream.ack(event)

@@ -80,10 +80,9 @@ class Settings(BaseSettings):
     publisher_batch_size: int = 50
     publisher_concurrency: int = 16
 
-    # The command agent takes up to this many commands at once (waiting at most this long
-    # for more) and applies them in one transaction.
+    # The command agent applies what arrived while it applied the previous batch, up to
+    # this many commands at once (each partition's in one transaction).
     command_batch_size: int = Field(200, ge=1)
-    command_batch_wait_seconds: float = Field(0.002, gt=0)
 
     # Timers.
     scheduler_interval_seconds: float = 1.0
