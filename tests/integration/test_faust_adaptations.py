@@ -16,6 +16,7 @@ import faust
 import pytest
 from faust.agents import replies
 from faust.agents.models import ReqRepResponse
+from faust.transport import consumer as transport_consumer
 from faust.transport.drivers import aiokafka as driver
 
 from app import kafka
@@ -28,6 +29,7 @@ OVERRIDDEN = [
     (driver.AIOKafkaConsumerThread, kafka.ConsumerThread, "_create_worker_consumer",
      ["self", "transport"]),
     (driver.Consumer, kafka.Consumer, "_new_consumer_thread", ["self"]),
+    (transport_consumer.Consumer, kafka.Consumer, "_drain_messages", ["self", "fetcher"]),
     (replies.ReplyConsumer, kafka.ReplyConsumer, "_start_fetcher", ["self", "topic_name"]),
     (replies.ReplyConsumer, kafka.ReplyConsumer, "_drain_replies", ["self", "channel"]),
     (faust.App, DistributionApp, "_new_transport", ["self"]),
@@ -36,6 +38,14 @@ OVERRIDDEN = [
 #: (Faust's method, the call in it that reaches a hook: what keeps the hook in use)
 CALLERS = [
     (driver.AIOKafkaConsumerThread._create_consumer, "self._create_worker_consumer(transport)"),
+    (transport_consumer.Fetcher._fetcher.fun, "await consumer._drain_messages(self)"),
+    # what our Consumer._drain_messages repeats of it, and the line it changes
+    *((transport_consumer.Consumer._drain_messages, line) for line in (
+        "ait = cast(AsyncIterator, getmany(timeout=1.0))",
+        "callback(message), self.suspend_flow.wait()",
+        "await self._add_gap(tp, r_offset + 1, offset)",
+        "if self._n_acked >= commit_every:",
+        "set_read_offset(tp, offset)")),
     (replies.ReplyConsumer.on_start, "self._start_fetcher("),
     (replies.ReplyConsumer.add, "self._start_fetcher("),
     (replies.ReplyConsumer.add, "self._waiting[correlation_id].add(promise)"),
