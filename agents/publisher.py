@@ -14,36 +14,50 @@ from datetime import timedelta
 from app.channels import send
 from app.db.queue import PlatformAttempt, lease_platform_attempts
 from app.faust_app import app
-from app.publishing import publish_attempt
+from app.publishing import platform_outcome, send_outcome
 
 from .looping import run_rounds
 
 log = logging.getLogger("distribution.publisher")
 
-#: Calls under way on this worker. The loop does not wait for them: a slow or hanging
-#: platform must not hold back other platforms' attempts that fall due meanwhile.
+#: Attempts under way on this worker: their platform calls, then their answers being sent.
+#: The loop does not wait for them: a slow or hanging platform must not hold back other
+#: platforms' attempts that fall due meanwhile.
 in_flight: set[asyncio.Task] = set()
+
+
+class Calls:
+    """Platform calls under way, which DISTRIBUTION_PUBLISHER_CONCURRENCY bounds. A call
+    frees its place when the platform has answered: sending the answer (a broker round
+    trip) does not hold one."""
+
+    under_way = 0
 
 
 async def publish_one(attempt: PlatformAttempt) -> None:
     try:
-        await publish_attempt(attempt, app.gateway, app.media, send)
+        try:
+            outcome = await platform_outcome(attempt, app.gateway, app.media)
+        finally:
+            Calls.under_way -= 1
+            app.publisher_wakeup.set()  # a place is free
+        if outcome is not None:
+            await send_outcome(attempt, outcome, send)
     except Exception:
         # The lease runs out and another attempt is made with the same key.
         log.exception("publishing attempt not completed", extra={
             "item_id": attempt.item_id, "platform": attempt.platform})
-    finally:
-        app.publisher_wakeup.set()  # a slot is free
 
 
 async def start_due_attempts() -> int:
-    """Leases as many due attempts as there are free slots and starts their calls."""
+    """Leases as many due attempts as there are free places and starts their calls."""
     s = app.settings
-    free = min(s.publisher_batch_size, s.publisher_concurrency - len(in_flight))
+    free = min(s.publisher_batch_size, s.publisher_concurrency - Calls.under_way)
     if free <= 0:
         return 0
     attempts = await lease_platform_attempts(app.pool, app.now(), free,
                                              timedelta(seconds=s.publish_lease_seconds))
+    Calls.under_way += len(attempts)
     for attempt in attempts:
         task = asyncio.ensure_future(publish_one(attempt))
         in_flight.add(task)

@@ -51,9 +51,17 @@ def platform_result_command(attempt: PlatformAttempt,
 
 async def publish_attempt(attempt: PlatformAttempt, gateway: PlatformGateway,
                           media: MediaLocator, send: Send) -> PublishOutcome | None:
-    """Make one leased attempt and send its answer (None: nothing sent, a later lease took
-    the attempt over). Raises when the answer cannot be sent (no broker): the lease then
-    runs out and the attempt is made again, with the same key."""
+    """Make one leased attempt and send its answer (`platform_outcome`, `send_outcome`)."""
+    outcome = await platform_outcome(attempt, gateway, media)
+    if outcome is not None:
+        await send_outcome(attempt, outcome, send)
+    return outcome
+
+
+async def platform_outcome(attempt: PlatformAttempt, gateway: PlatformGateway,
+                           media: MediaLocator) -> PublishOutcome | None:
+    """Make one leased attempt: what the platform (or M06) answered; None when a later
+    lease took the attempt over (nothing to send)."""
     try:
         location = await media.media_for(attempt.clip_id)
     except (NotFound, Unavailable) as exc:
@@ -62,23 +70,28 @@ async def publish_attempt(attempt: PlatformAttempt, gateway: PlatformGateway,
             "item_id": attempt.item_id, "platform": attempt.platform,
             "clip_id": attempt.clip_id, "attempt": attempt.attempts,
             "outcome": outcome.outcome.value, "error": outcome.error})
-    else:
-        request = PostRequest(item_id=attempt.item_id, platform=attempt.platform,
-                              clip_id=attempt.clip_id, influencer_id=attempt.influencer_id,
-                              media_url=location.url, caption=attempt.caption,
-                              overlays=attempt.overlays, key_attempt=attempt.key_attempt,
-                              media=location, lease=attempt.lease)
-        try:
-            outcome = await gateway.post(request)
-        except LeaseLost:
-            # a later lease of the attempt is under way; its answer is the one that counts
-            log.warning("attempt taken over by a later lease: no answer sent", extra={
-                "item_id": attempt.item_id, "platform": attempt.platform,
-                "attempt": attempt.attempts})
-            return None
-        log.info("platform answered", extra={
+        return outcome
+    request = PostRequest(item_id=attempt.item_id, platform=attempt.platform,
+                          clip_id=attempt.clip_id, influencer_id=attempt.influencer_id,
+                          media_url=location.url, caption=attempt.caption,
+                          overlays=attempt.overlays, key_attempt=attempt.key_attempt,
+                          media=location, lease=attempt.lease)
+    try:
+        outcome = await gateway.post(request)
+    except LeaseLost:
+        # a later lease of the attempt is under way; its answer is the one that counts
+        log.warning("attempt taken over by a later lease: no answer sent", extra={
             "item_id": attempt.item_id, "platform": attempt.platform,
-            "attempt": attempt.attempts, "idempotency_key": request.idempotency_key,
-            "outcome": outcome.outcome.value, "error": outcome.error})
-    await send_commands(send, [platform_result_command(attempt, outcome)])
+            "attempt": attempt.attempts})
+        return None
+    log.info("platform answered", extra={
+        "item_id": attempt.item_id, "platform": attempt.platform,
+        "attempt": attempt.attempts, "idempotency_key": request.idempotency_key,
+        "outcome": outcome.outcome.value, "error": outcome.error})
     return outcome
+
+
+async def send_outcome(attempt: PlatformAttempt, outcome: PublishOutcome, send: Send) -> None:
+    """The answer, as a command keyed by the item id. Raises when it cannot be sent (no
+    broker): the lease then runs out and the attempt is made again, with the same key."""
+    await send_commands(send, [platform_result_command(attempt, outcome)])

@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     backoff_max_seconds: float = 300.0
     publish_lease_seconds: float = 60.0
     publisher_interval_seconds: float = 0.5
-    publisher_batch_size: int = 50
-    publisher_concurrency: int = 16
+    # Platform calls under way at once on a worker (an answer being sent holds no place),
+    # and the most attempts one lease round takes.
+    publisher_batch_size: int = 64
+    publisher_concurrency: int = 64
 
     # The command agent applies what arrived while it applied the previous batch, up to
     # this many commands at once (each partition's in one transaction).
