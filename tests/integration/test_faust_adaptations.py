@@ -232,3 +232,51 @@ async def test_a_repeated_reply_is_dropped_and_the_waiting_ask_gets_its_reply_on
     assert barrier.done()
     assert [tuple(r) async for r in barrier.iterate()] == [("part-a", {"n": 1}),
                                                            ("part-b", {"n": 3})]
+
+
+async def test_a_hand_over_that_needs_no_wait_completes_in_the_callers_task():
+    ran = []
+
+    async def hand_over():
+        ran.append(asyncio.current_task())
+
+    assert kafka.start(hand_over()) is None
+    assert ran == [asyncio.current_task()]  # no task of its own
+
+
+async def test_a_hand_over_that_waits_goes_on_in_a_task_and_can_be_cancelled():
+    room, steps = asyncio.Event(), []
+
+    async def hand_over():
+        steps.append("started")
+        await room.wait()
+        steps.append("handed over")
+        return "done"
+
+    rest = kafka.start(hand_over())
+    assert steps == ["started"] and rest is not None
+    room.set()
+    assert await asyncio.wait_for(rest, 1) == "done"
+    assert steps == ["started", "handed over"]
+
+    room.clear()
+    blocked = kafka.start(hand_over())
+    blocked.cancel()  # a suspended flow wins the race: the hand-over is dropped
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    assert steps.count("handed over") == 1
+
+
+async def test_a_hand_over_that_fails_raises_now_or_when_awaited():
+    async def at_once():
+        raise ValueError("undecodable")
+
+    with pytest.raises(ValueError):
+        kafka.start(at_once())
+
+    async def later():
+        await asyncio.sleep(0)
+        raise KeyError("no callback for the partition")
+
+    with pytest.raises(KeyError):
+        await kafka.start(later())
