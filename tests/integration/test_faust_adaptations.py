@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import uuid
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from faust.transport import consumer as transport_consumer
 from faust.transport.drivers import aiokafka as driver
 
 from app import kafka
+from app.cli import make_worker
 from app.faust_app import DistributionApp, create_app
 from app.settings import Settings
 from tests.support import eventually
@@ -280,3 +282,21 @@ async def test_a_hand_over_that_fails_raises_now_or_when_awaited():
 
     with pytest.raises(KeyError):
         await kafka.start(later())
+
+
+@pytest.mark.parametrize("level", ["WARNING", "INFO"])
+def test_the_worker_logs_at_the_level_the_settings_say(level):
+    """Faust's terminal spinner set the root logger to DEBUG at WARNING and above: every
+    record of every library was made, then dropped by the handler."""
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers)
+    settings = Settings(app_id=f"test-{uuid.uuid4().hex[:8]}", log_level=level,
+                        kafka_bootstrap_servers="127.0.0.1:9")
+    try:
+        make_worker(create_app(settings), settings)._setup_logging()
+        assert root.level == getattr(logging, level)
+        assert logging.getLogger("distribution.claims").isEnabledFor(logging.INFO) == (
+            level == "INFO")
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
