@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from faust.types import EventT
 
 from app import handlers
-from app.channels import commands_topic, send
 from app.batches import SHARED_TRANSACTION_SIZE, as_they_come, transactions
+from app.channels import commands_topic, send
 from app.dead_letters import dead_letter
 from app.domain.errors import InvalidRequest, Unavailable
 from app.faust_app import app

@@ -1,6 +1,7 @@
 """Group commit for a stream of work: each batch is what arrived while the previous one was
-being applied, in transactions of a few partitions each. Nothing waits for a window to fill: a lone item goes at once, and under load
-the batches grow by themselves to what the work keeps up with.
+being applied. Nothing waits for a window to fill: a lone item goes at once, and under load
+the batches grow by themselves to what the work keeps up with. And a batch's commands are
+packed into transactions of a few partitions each.
 
 (Faust's `take` waits out its `within` window for every batch and stops reading while a
 batch is applied, so its batches hold only what arrives within the window.)"""

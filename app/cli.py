@@ -114,8 +114,9 @@ def cmd_dev(args) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = server = fakes = None
     try:
-        if args.platforms == "fakes" and not (os.environ.get("DISTRIBUTION_PLATFORM_MODE")
-                                              or os.environ.get("DISTRIBUTION_PLATFORM_GATEWAY_URL")):
+        chosen = (os.environ.get("DISTRIBUTION_PLATFORM_MODE")
+                  or os.environ.get("DISTRIBUTION_PLATFORM_GATEWAY_URL"))
+        if args.platforms == "fakes" and not chosen:
             # The platforms' own flows, against local fakes of them, M10 and M06.
             from fakes.direct import DirectFakes
             fakes = DirectFakes().start_in_thread()
