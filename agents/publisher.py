@@ -14,7 +14,7 @@ from datetime import timedelta
 from app.channels import send
 from app.db.queue import PlatformAttempt, lease_platform_attempts
 from app.faust_app import app
-from app.publishing import platform_outcome, send_outcome
+from app.publishing import publish_attempt
 
 from .looping import run_rounds
 
@@ -34,15 +34,14 @@ class Calls:
     under_way = 0
 
 
+def free_place() -> None:
+    Calls.under_way -= 1
+    app.publisher_wakeup.set()
+
+
 async def publish_one(attempt: PlatformAttempt) -> None:
     try:
-        try:
-            outcome = await platform_outcome(attempt, app.gateway, app.media)
-        finally:
-            Calls.under_way -= 1
-            app.publisher_wakeup.set()  # a place is free
-        if outcome is not None:
-            await send_outcome(attempt, outcome, send)
+        await publish_attempt(attempt, app.gateway, app.media, send, answered=free_place)
     except Exception:
         # The lease runs out and another attempt is made with the same key.
         log.exception("publishing attempt not completed", extra={

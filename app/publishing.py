@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Callable
 
 from app.db.queue import PlatformAttempt
 from app.domain.errors import NotFound, Unavailable
@@ -49,12 +50,24 @@ def platform_result_command(attempt: PlatformAttempt,
             attempt=attempt.attempts))
 
 
+def _nothing() -> None:
+    pass
+
+
 async def publish_attempt(attempt: PlatformAttempt, gateway: PlatformGateway,
-                          media: MediaLocator, send: Send) -> PublishOutcome | None:
-    """Make one leased attempt and send its answer (`platform_outcome`, `send_outcome`)."""
-    outcome = await platform_outcome(attempt, gateway, media)
+                          media: MediaLocator, send: Send,
+                          answered: Callable[[], None] = _nothing) -> PublishOutcome | None:
+    """Make one leased attempt and send its answer (None: nothing sent, a later lease took
+    the attempt over). `answered` is called once the call is over, before the answer is
+    sent: the publisher frees the call's place then (sending is a broker round trip).
+    Raises when the answer cannot be sent (no broker): the lease then runs out and the
+    attempt is made again, with the same key."""
+    try:
+        outcome = await platform_outcome(attempt, gateway, media)
+    finally:
+        answered()
     if outcome is not None:
-        await send_outcome(attempt, outcome, send)
+        await send_commands(send, [platform_result_command(attempt, outcome)])
     return outcome
 
 
@@ -90,8 +103,3 @@ async def platform_outcome(attempt: PlatformAttempt, gateway: PlatformGateway,
         "outcome": outcome.outcome.value, "error": outcome.error})
     return outcome
 
-
-async def send_outcome(attempt: PlatformAttempt, outcome: PublishOutcome, send: Send) -> None:
-    """The answer, as a command keyed by the item id. Raises when it cannot be sent (no
-    broker): the lease then runs out and the attempt is made again, with the same key."""
-    await send_commands(send, [platform_result_command(attempt, outcome)])

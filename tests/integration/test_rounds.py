@@ -103,13 +103,16 @@ async def test_a_publishing_attempt_sends_the_platforms_answer_which_settles_the
     gateway = SimulatedGateway("snapchat:rejected")
     media = MediaLocator(None, 1.0)
     send = SentMessages()
+    answered = []  # each call frees its place before its answer is sent
     try:
         for attempt in attempts:
-            await publish_attempt(attempt, gateway, media, send)
+            await publish_attempt(attempt, gateway, media, send,
+                                  answered=lambda: answered.append(len(send.messages)))
     finally:
         await gateway.close()
         await media.close()
 
+    assert answered == [0, 1]
     commands = [parse_command(m.value) for m in send.messages]
     assert {c.kind for c in commands} == {"platform-result"}
     assert {c.payload.platform: c.payload.outcome.value for c in commands} == {
@@ -128,9 +131,12 @@ async def test_an_attempt_whose_answer_could_not_be_sent_is_leased_again_after_i
     [attempt] = await lease_platform_attempts(pool, now, 10, LEASE)
     send, gateway, media = SentMessages(), SimulatedGateway(""), MediaLocator(None, 1.0)
     send.away = True
+    answered = []  # the call's place is freed although its answer could not be sent
     try:
         with pytest.raises(ConnectionError):
-            await publish_attempt(attempt, gateway, media, send)
+            await publish_attempt(attempt, gateway, media, send,
+                                  answered=lambda: answered.append(len(send.messages)))
+        assert answered == [0]
         assert await lease_platform_attempts(pool, now + LEASE / 2, 10, LEASE) == []
         [again] = await lease_platform_attempts(pool, now + LEASE, 10, LEASE)
         assert (again.key_attempt, again.attempts) == (attempt.key_attempt, attempt.attempts + 1)

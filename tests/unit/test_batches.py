@@ -21,9 +21,11 @@ async def test_a_lone_item_comes_at_once_and_what_arrives_meanwhile_comes_next_t
     assert await asyncio.wait_for(anext(batches), 1) == [1]  # no window waited out
     for n in range(2, 8):  # arrive while batch [1] is being applied
         source.put_nowait(n)
-    await asyncio.sleep(0)  # the reader runs while the caller awaits anything
-    while source.qsize():
-        await asyncio.sleep(0)
+
+    async def read_ahead():  # the reader runs while the caller awaits anything
+        while source.qsize():
+            await asyncio.sleep(0)
+    await asyncio.wait_for(read_ahead(), 1)
     assert await asyncio.wait_for(anext(batches), 1) == [2, 3, 4, 5, 6, 7]
     source.put_nowait(None)
     with pytest.raises(StopAsyncIteration):
