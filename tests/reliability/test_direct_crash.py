@@ -4,9 +4,10 @@ recognises a repeated post), the worker killed at random moments and right after
 no return (a post made, its answer never sent), restarted each time.
 
 Counted at the fakes: no (item, platform) posted twice. Every platform row ends
-`published` with the fake's post id, `failed` with a reason or `unknown` with a reason —
-none left `pending` or `publishing` — and at least 98 % end `published` without an
-operator.
+`published` with the fake's post id — none left `pending` or `publishing`, none failed —
+except the one case the design leaves to an operator: a TikTok init a kill caught between
+its ledger record and its answer ends `unknown` (`init_outcome_unknown`), and was not
+posted.
 
 (Snapchat is left out: it has no lookup, so a crash at its point of no return ends
 `unknown` by design; its flow tests cover that.)
@@ -34,16 +35,15 @@ NO_RETURN_STEP = {"tiktok": "init", "instagram": "media_publish", "youtube": "up
 KILLS = 6
 SEED = 20261129
 PUBLISH_CHUNK = ITEMS // (KILLS + 1)  # per worker life
-MIN_PUBLISHED = 0.98
+CALLS_AT_ONCE = 16
 
 ENV = {"DISTRIBUTION_PUBLISH_LEASE_SECONDS": "5",
        "DISTRIBUTION_DUE_REQUEUE_SECONDS": "5",
        "DISTRIBUTION_PLATFORM_TIMEOUT_SECONDS": "2",
-       # Each TikTok init a kill catches in flight ends `unknown` (recorded, maybe sent,
-       # not listed): the share published depends on how many calls are under way. It is
-       # measured at 16; at the default 64 one run left 7 of 315 unknown (none doubled,
-       # none lost, none posted).
-       "DISTRIBUTION_PUBLISHER_CONCURRENCY": "16",
+       # Each TikTok init a kill catches between its ledger record and its answer ends
+       # `unknown` (recorded, maybe sent, not listed): how many depends on the calls under
+       # way and on the machine's load (1 to 7 of 315 in runs at 16).
+       "DISTRIBUTION_PUBLISHER_CONCURRENCY": str(CALLS_AT_ONCE),
        **NO_POSTING_LIMITS}
 
 
@@ -235,7 +235,12 @@ async def test_a_direct_worker_killed_again_and_again_posts_each_item_at_most_on
 
         assert not doubled, doubled
         assert not wrong, wrong[:10]
-        assert published_share >= MIN_PUBLISHED, (statuses, dict(reasons))
+        # Nothing but the one case the design leaves open: a TikTok init caught by a kill,
+        # never posted, and no more of them than the calls a kill can catch under way.
+        assert {(status, reason) for status, reason, _ in reasons} <= {
+            ("unknown", "init_outcome_unknown")}, dict(reasons)
+        assert unknown_posted == 0, dict(reasons)
+        assert statuses["unknown"] <= len(kills) * CALLS_AT_ONCE, dict(reasons)
         assert len(kills) >= 5 and figures["kills_after_no_return"] >= 2, kills
         assert set(figures["no_return_platforms"]) == set(PLATFORMS), kills
         assert figures["kills_mid_publishing"] == len(kills), kills
