@@ -8,8 +8,9 @@ VENV := .venv
 # 3 processes on 2 cores take about 40% of the time of one; PYTEST_WORKERS=0 runs in-process.
 PYTEST_WORKERS ?= 3
 STAMP := $(VENV)/.installed-stamp
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install run test worker migrate clean
+.PHONY: install browser run test worker migrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +23,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/distribution dev
 
-test: $(STAMP)
+# The console's tests (tests/e2e/test_console.py) drive Debian's Chromium headless.
+browser:
+	test -x /usr/bin/chromedriver || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  chromium chromium-driver; }
+
+test: $(STAMP) browser
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 worker: $(STAMP)

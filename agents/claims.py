@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from app import metrics
 from app.broker_security import kafka_client_kwargs
 from app.channels import send
 from app.faust_app import app
@@ -41,9 +42,28 @@ def claims_consumer() -> AIOKafkaConsumer:
         **kafka_client_kwargs(s))  # the same TLS and SASL as Faust's own clients
 
 
+class Offsets:
+    """The running consumer and the offsets it committed, for the lag on /metrics."""
+
+    consumer: AIOKafkaConsumer | None = None
+    committed: dict[TopicPartition, int] = {}
+
+
+def claims_offsets() -> list[tuple[str, int, int, int]]:
+    consumer = Offsets.consumer
+    if consumer is None:
+        return []
+    return [(tp.topic, tp.partition, consumer.highwater(tp) or 0, Offsets.committed[tp])
+            for tp in consumer.assignment() if tp in Offsets.committed]
+
+
+metrics.PROCESS.offset_sources.append(claims_offsets)
+
+
 @app.task
+@app.vitals.watch("claims consumer")
 async def ingest_claims() -> None:
-    consumer = claims_consumer()
+    consumer = Offsets.consumer = claims_consumer()
     try:
         await consumer.start()  # inside: a stop during the group join still closes it
         while not app.should_stop:
@@ -61,6 +81,8 @@ async def ingest_claims() -> None:
                 continue
             try:
                 await consumer.commit()  # the positions after what was just processed
+                Offsets.committed.update(
+                    (tp, rs[-1].offset + 1) for tp, rs in batch.items() if rs)
             except (CommitFailedError, KafkaError) as exc:
                 # a rebalance took the partitions: their new owner reads them again
                 log.warning("claim offsets not committed", extra={"error": repr(exc)})

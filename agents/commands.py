@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from faust.types import EventT
 
-from app import handlers
+from app import handlers, metrics
 from app.batches import SHARED_TRANSACTION_SIZE, as_they_come, transactions
 from app.channels import commands_topic, send
 from app.dead_letters import dead_letter
@@ -50,6 +50,7 @@ async def apply_events(events: Sequence[EventT]) -> None:
         try:
             command = parse_command(event.value)
         except ValueError as exc:
+            metrics.observe_command("unknown", "invalid")
             await dead_letter(send, COMMANDS_DLQ, event.message, "invalid_command", str(exc))
             replies[n] = handlers.error_reply(InvalidRequest(str(exc)))
             continue
@@ -62,8 +63,10 @@ async def apply_events(events: Sequence[EventT]) -> None:
         by_partition.setdefault(events[n].message.partition, []).append((n, command))
     groups = transactions(list(by_partition.values()), SHARED_TRANSACTION_SIZE)
     results = await asyncio.gather(*(apply([c for _, c in group]) for group in groups))
+    now = app.now()
     for (n, command), result in zip([nc for group in groups for nc in group],
                                     [r for rs in results for r in rs]):
+        record(command, result, now)
         if isinstance(result, Unavailable):
             replies[n] = handlers.error_reply(result)
         elif isinstance(result, Exception):  # a bug must not stop the partition, nor lose it
@@ -80,7 +83,18 @@ async def apply_events(events: Sequence[EventT]) -> None:
         await reply(app, event, replies[n])
 
 
+def record(command: Command, result: Result, now) -> None:
+    if isinstance(result, Exception):
+        outcome = "unavailable" if isinstance(result, Unavailable) else "failed"
+        metrics.observe_command(command.kind, outcome)
+        return
+    outcome, error = result.outcome
+    metrics.observe_command(command.kind, outcome, error, command.issued_at, now)
+    metrics.observe_decision(result.events, result.scheduled_at, now)
+
+
 @app.agent(commands_topic, use_reply_headers=True)
+@app.vitals.watch("commands agent")
 async def apply_commands(stream):
     # Acked once applied, as Faust's take_events acks its batches: the offset committed
     # never passes a command not yet applied.

@@ -14,6 +14,7 @@ MAX_BACKOFF_SECONDS = 10.0
 
 
 @app.task
+@app.vitals.watch("outbox relay")
 async def outbox_relay() -> None:
     await run_rounds("outbox relay", lambda: relay_outbox(app.pool, app.settings, send),
                      app.relay_wakeup, app.settings.outbox_interval_seconds,

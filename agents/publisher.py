@@ -14,6 +14,7 @@ from datetime import timedelta
 from app.channels import send
 from app.db.queue import PlatformAttempt, lease_platform_attempts
 from app.faust_app import app
+from app import metrics
 from app.publishing import publish_attempt
 
 from .looping import run_rounds
@@ -64,7 +65,11 @@ async def start_due_attempts() -> int:
     return len(attempts)
 
 
+metrics.PROCESS.calls_under_way = lambda: Calls.under_way
+
+
 @app.task
+@app.vitals.watch("publisher")
 async def publisher() -> None:
     interval = app.settings.publisher_interval_seconds
     try:

@@ -18,8 +18,10 @@ log = logging.getLogger("distribution.scheduler")
 async def scheduler() -> None:
     s = app.settings
     try:
-        while await enqueue_due_items(app.pool, s, send, app.now()) >= s.scheduler_batch_size:
-            pass  # a full batch: there may be more
+        while True:
+            app.vitals.beat("scheduler", stalled_after=max(20 * s.scheduler_interval_seconds, 60))
+            if await enqueue_due_items(app.pool, s, send, app.now()) < s.scheduler_batch_size:
+                break  # less than a full batch: nothing more is due now
     except Unavailable as exc:
         log.warning("scheduler waiting for the database", extra={"error": exc.message})
     except Exception:

@@ -1,6 +1,6 @@
 """What M09 sends when an influencer claims a clip: the `distribution.claimed` envelope.
 
-Tests and benchmarks produce claims with it, and so will a `distribution claim` command;
+Tests, benchmarks and the `distribution claim` command produce claims with it;
 the service itself only reads these (app/wire.py)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""distribution migrate | worker | dev | token | replay"""
+"""distribution migrate | worker | dev | token | replay | claim"""
 
 from __future__ import annotations
 
@@ -107,12 +107,13 @@ def _platforms_line(s, fakes) -> str:
 
 def cmd_dev(args) -> int:
     """The embedded stack: PostgreSQL and the broker from wheels unless configured."""
-    from app.embedded import Broker, start_postgres
+    from app.broker_storage import start_dev_broker
+    from app.embedded import start_postgres
     from web.auth import issue_token
 
     data_dir = Path(os.environ.get("DISTRIBUTION_DATA_DIR", ".distribution")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    broker = server = fakes = None
+    broker = storage = server = fakes = None
     try:
         chosen = (os.environ.get("DISTRIBUTION_PLATFORM_MODE")
                   or os.environ.get("DISTRIBUTION_PLATFORM_GATEWAY_URL"))
@@ -125,9 +126,14 @@ def cmd_dev(args) -> int:
         if not os.environ.get("DATABASE_URL"):
             server, uri = start_postgres(data_dir / "postgres")
             os.environ["DATABASE_URL"] = uri
+        topics = ""
         if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-            broker = Broker(log_path=data_dir / "broker.log").start()
+            # The topics outlive a restart (so replay works here too), unless kept in memory.
+            broker, storage = start_dev_broker(os.environ["DATABASE_URL"],
+                                               data_dir / "broker.log")
             os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+            topics = (f"   (topics kept in {storage.database_url})" if storage
+                      else "   (topics in memory: gone at exit)")
         os.environ.setdefault("DISTRIBUTION_WEB_PORT", str(args.port or 6066))
         os.environ.setdefault("DISTRIBUTION_LOG_JSON", "false")
         # Public secrets: fine on a developer's machine, refused by every other command.
@@ -138,14 +144,20 @@ def cmd_dev(args) -> int:
         token = issue_token("influencer-dev", s.jwt_secret.get_secret_value(), timedelta(days=7),
                             scope=s.operator_scope)
         base = s.base_url
+        # imports the app: only once the settings above are in the environment
+        from web.console import console_link
         print(f"""
 distribution service (development stack)
   URL:       {base}
   database:  {os.environ['DATABASE_URL']}
-  broker:    {os.environ['KAFKA_BOOTSTRAP_SERVERS']}
+  broker:    {os.environ['KAFKA_BOOTSTRAP_SERVERS']}{topics}
   token:     {token}   (sub = influencer-dev, operator, 7 days)
+  console:   {console_link(base, token)}
   platforms: {_platforms_line(s, fakes)}
 
+  a claim as M09 sends it, then the item:
+  KAFKA_BOOTSTRAP_SERVERS={os.environ['KAFKA_BOOTSTRAP_SERVERS']} .venv/bin/distribution claim \
+--influencer influencer-dev --clip clip-1 --campaign camp-1
   curl -s -H "Authorization: Bearer {token}" {base}/api/v1/distribution/items/ITEM_ID
 
 Ctrl-C stops the service and the embedded servers.
@@ -156,6 +168,8 @@ Ctrl-C stops the service and the embedded servers.
             fakes.stop_thread()
         if broker is not None:
             broker.stop()
+        if storage is not None:
+            storage.stop_thread()
         if server is not None:
             server.cleanup()
 
@@ -202,6 +216,93 @@ def cmd_replay(args) -> int:
         print("DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS must be set", file=sys.stderr)
         return 2
     return asyncio.run(_replay(args, s))
+
+
+#: How long `claim` waits for the broker: a newcomer hears at once that it is not there.
+CLAIM_TIMEOUT_SECONDS = 5.0
+
+
+def claim_problem(ids: dict[str, str | None]) -> str | None:
+    """The first id (by its option) that is not a valid id, or None: ids travel in URL paths
+    and Kafka keys, so each must look like an item id (ITEM_ID_PATTERN)."""
+    import re
+
+    from app.domain.model import ITEM_ID_PATTERN
+
+    for option, value in ids.items():
+        if value is not None and not re.fullmatch(ITEM_ID_PATTERN, value):
+            return (f"{option} {value!r} is not a valid id: 1 to 200 letters, digits, '.', '_', "
+                    "':' or '-', the first a letter or digit")
+    return None
+
+
+class NoClaimsTopic(Exception):
+    """The broker does not have the claims topic (yet)."""
+
+
+async def _produce_claim(s, event: dict) -> None:
+    """Send the claim as M09 does (keyed by the claim id) and wait for the broker's ack."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from app.broker_security import kafka_client_kwargs
+    from app.topics import encode
+
+    security = kafka_client_kwargs(s)
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers, **security)
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks="all",
+                                **security)
+    try:
+        async with asyncio.timeout(CLAIM_TIMEOUT_SECONDS):
+            await admin.start()
+            # Producing to a missing topic would have the broker create it with its own
+            # defaults, which the service then keeps: its partitions, its retention.
+            if CLAIMED not in await admin.list_topics():
+                raise NoClaimsTopic
+            await producer.start()
+            await producer.send_and_wait(CLAIMED, encode(event),
+                                         key=event["partition_key"].encode())
+    finally:
+        await producer.stop()
+        await admin.close()
+
+
+def cmd_claim(args) -> int:
+    """One `distribution.claimed` event, as M09 sends it; prints the claim id and item URL."""
+    import logging
+    import uuid
+
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    from app.claims_out import claimed_event
+
+    logging.disable(logging.CRITICAL)  # aiokafka's retries: the one line below says it all
+    s = _settings()
+    claim_id = args.claim_id or f"claim-{uuid.uuid4().hex[:12]}"
+    bootstrap = s.kafka_bootstrap_servers
+    problem = claim_problem({"--claim-id": claim_id, "--influencer": args.influencer,
+                             "--clip": args.clip, "--campaign": args.campaign})
+    if problem is None and not bootstrap:
+        problem = "KAFKA_BOOTSTRAP_SERVERS is not set (`distribution dev` prints its broker)"
+    if problem is None:
+        event = claimed_event(claim_id, args.clip, args.influencer, args.campaign)
+        try:
+            asyncio.run(_produce_claim(s, event))
+        except (TimeoutError, KafkaConnectionError, OSError):
+            problem = (f"cannot reach the broker at {bootstrap} within "
+                       f"{CLAIM_TIMEOUT_SECONDS:g} s")
+        except NoClaimsTopic:
+            problem = (f"the broker at {bootstrap} has no topic {CLAIMED} yet: start the "
+                       "service first (`make run` or `distribution worker` creates them)")
+        except KafkaError as exc:
+            problem = f"the broker at {bootstrap} refused the claim: {exc!r}"
+        except ValueError as exc:  # the Kafka TLS/SASL settings (app/broker_security.py)
+            problem = str(exc)
+    if problem is not None:
+        print("distribution claim: " + " ".join(problem.split()), file=sys.stderr)
+        return 2
+    print(f"claim id: {claim_id}\nitem:     {s.base_url}/api/v1/distribution/items/{claim_id}")
+    return 0
 
 
 def cmd_token(args) -> int:
@@ -288,6 +389,15 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--topics", default=f"{CLAIMED},{COMMANDS}")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.set_defaults(func=cmd_replay)
+    claim = sub.add_parser("claim", help="produce a distribution.claimed event, as M09 does")
+    claim.add_argument("--influencer", required=True, help="the influencer id")
+    claim.add_argument("--clip", required=True, help="the clip id")
+    claim.add_argument("--campaign", help="the campaign id (unset: the service looks the clip "
+                                          "up in M09's clips table; a clip not there goes to "
+                                          "the DLQ)")
+    claim.add_argument("--claim-id", help="the claim id, which is the item id (default: a new "
+                                          "one)")
+    claim.set_defaults(func=cmd_claim)
     api = sub.add_parser("openapi", help="write the OpenAPI document generated from the code")
     api.add_argument("--check", action="store_true",
                      help="exit 1 if the contract file differs from it, write nothing")
@@ -304,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                        "benchmarks/run.py WORKLOADS)")
     bench.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
-    if args.func not in (cmd_dev, cmd_openapi, cmd_bench):  # no secrets needed
+    if args.func not in (cmd_dev, cmd_openapi, cmd_bench, cmd_claim):  # no secrets needed
         refused = refuse_unsafe_settings()
         if refused is not None:
             return refused

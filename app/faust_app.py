@@ -10,11 +10,15 @@ from functools import cached_property
 
 import asyncpg
 import faust
+from faust.sensors.prometheus import PrometheusMonitor
 from mode import ServiceT
+
+from app import metrics
 
 from app.broker_security import faust_credentials
 from app.domain.rules import Policy
 from app.kafka import ReplyConsumer, Transport
+from app.liveness import LoopWatch, Vitals
 from app.neighbours import MediaLocator
 from app.platforms.gateway import PlatformGateway
 from app.resources import Resources
@@ -22,8 +26,9 @@ from app.settings import Settings, get_settings
 
 #: The app's parts, imported before the worker starts (explicit discovery).
 COMPONENTS = ("agents.claims", "agents.commands", "agents.publisher", "agents.scheduler",
-              "agents.outbox_relay", "agents.housekeeping", "tables.publish_stats", "web.items",
-              "web.downloads", "web.health", "web.stats", "web.accounts")
+              "agents.outbox_relay", "agents.housekeeping", "agents.loop_watch",
+              "tables.publish_stats", "web.items", "web.downloads", "web.health", "web.stats",
+              "web.accounts", "web.operator", "web.console")
 
 
 class DistributionApp(faust.App):
@@ -38,6 +43,20 @@ class DistributionApp(faust.App):
         self.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
         self.publisher_wakeup = asyncio.Event()
         self.relay_wakeup = asyncio.Event()
+        self.vitals = Vitals(stopping=lambda: self.should_stop)
+        self.loop_watch = LoopWatch(settings.health_max_loop_block_seconds)
+        # Faust's own figures (messages, sends, commits, rebalances, HTTP) in our registry
+        self.monitor = PrometheusMonitor(metrics=metrics.faust_metrics())
+        metrics.PROCESS.pool = lambda: getattr(self, "pool", None)
+        metrics.PROCESS.offset_sources.append(self.partition_offsets)
+        metrics.CLUSTER.max_age = settings.metrics_cluster_max_age_seconds
+
+    def partition_offsets(self) -> list[tuple[str, int, int, int]]:
+        """(topic, partition, end offset, committed offset) of the partitions this worker
+        consumed and committed, as Faust's monitor last saw them."""
+        committed = self.monitor.tp_committed_offsets
+        return [(tp.topic, tp.partition, end, committed[tp])
+                for tp, end in self.monitor.tp_end_offsets.items() if tp in committed]
 
     @cached_property
     def resources(self) -> Resources:

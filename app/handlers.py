@@ -38,6 +38,16 @@ class Applied:
     publishing_started: bool = False
     outbox_written: bool = False
     repeated: bool = False  # the command was applied before; this is its first reply
+    events: tuple[e.Event, ...] = ()  # what it changed (for the metrics)
+    scheduled_at: datetime | None = None  # the item's due time, when it has one
+
+    @property
+    def outcome(self) -> tuple[str, str]:
+        """(applied | refused | duplicate, a refusal's error code)."""
+        if self.repeated:
+            return "duplicate", ""
+        error = self.reply.get("error")
+        return ("refused", error["code"]) if error else ("applied", "")
 
 
 #: The reply to a readiness probe's ping, which changes nothing.
@@ -159,6 +169,7 @@ async def apply_command(uow: UnitOfWork, loaded: Loaded, command: Command, now: 
     else:
         saved = loaded.items[command.item_id] = uow.items.save(stored, decision.item)
         uow.items.add_analytics(command.item_id, decision.events, now, command.actor)
+        uow.items.add_attempts(decision.item, decision.events)
         outcomes = outcome_envelopes(decision.item, decision.events, now,
                                      command.trace_id, cause=command.command_id)
         outcomes += await hold_accounts(uow, decision.events, now, command.trace_id)
@@ -168,7 +179,8 @@ async def apply_command(uow: UnitOfWork, loaded: Loaded, command: Command, now: 
             {"ok": True, "item": item_json(saved), "error": None},
             publishing_started=any(isinstance(ev, e.PublishingStarted)
                                    for ev in decision.events),
-            outbox_written=bool(outcomes))
+            outbox_written=bool(outcomes), events=tuple(decision.events),
+            scheduled_at=stored.item.scheduled_at)
         log.info("command applied", extra=_log_extra(
             command, outcome="applied", status_before=stored.item.status.value,
             status=decision.item.status.value, version=decision.item.version,

@@ -12,6 +12,7 @@ import random
 import uuid
 from collections.abc import Callable
 
+from app import metrics
 from app.db.queue import PlatformAttempt
 from app.domain.errors import NotFound, Unavailable
 from app.domain.model import ErrorClass
@@ -67,6 +68,8 @@ async def publish_attempt(attempt: PlatformAttempt, gateway: PlatformGateway,
     finally:
         answered()
     if outcome is not None:
+        metrics.observe_attempt(attempt.platform, outcome.outcome.value, outcome.error_class,
+                                outcome.reason_code)
         await send_commands(send, [platform_result_command(attempt, outcome)])
     return outcome
 

@@ -20,7 +20,7 @@ from app.db.pool import CONNECTION_ERRORS, create_pool
 from app.neighbours import MediaLocator
 from app.platforms.gateway import PlatformGateway
 from app.settings import Settings, publishing_problems
-from app.topics import SERVICE_TOPICS
+from app.topics import DLQ_TOPICS, SERVICE_TOPICS
 
 log = logging.getLogger("distribution.app")
 
@@ -49,6 +49,29 @@ def make_gateway(settings: Settings, pool: asyncpg.Pool) -> PlatformGateway:
     return SimulatedGateway(s.simulated_failures)
 
 
+def retention_ms(topic: str, settings: Settings) -> str:
+    """A topic's `retention.ms`: the dead-letter topics keep theirs longer (re-drives)."""
+    hours = settings.dlq_retention_hours if topic in DLQ_TOPICS else settings.topic_retention_hours
+    return str(int(hours * 3600 * 1000))
+
+
+async def ensure_topics(s: Settings) -> None:
+    """Our topics with the configured partitions, replication factor and retention
+    (creating only what is missing: an existing topic keeps its own)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers,
+                                **kafka_client_kwargs(s))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t, s.topic_partitions, s.topic_replication_factor,
+                            topic_configs={"retention.ms": retention_ms(t, s)})
+                   for t in SERVICE_TOPICS if t not in existing]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
 class Resources(faust.Service):
     """Opened in `on_start`, closed in `on_stop`; until opened, reading one raises
     AttributeError (so `getattr(app, "pool", None)` is None before the worker started)."""
@@ -63,7 +86,7 @@ class Resources(faust.Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        await self._ensure_topics()
+        await ensure_topics(s)
         self.pool = await self._open_pool()
         self.gateway = make_gateway(s, self.pool)
         self.media = MediaLocator(s.media_base_url, s.media_timeout_seconds)
@@ -89,21 +112,3 @@ class Resources(faust.Service):
                 log.warning("database not reachable yet", extra={"error": repr(exc)})
                 await asyncio.sleep(min(0.2 * 2 ** attempt, 2.0))
         raise RuntimeError("the database cannot be reached")
-
-    async def _ensure_topics(self) -> None:
-        """Our topics with the configured partitions, replication factor and retention
-        (creating only what is missing: an existing topic keeps its own)."""
-        s = self.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers,
-                                    **kafka_client_kwargs(s))
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            retention_ms = str(int(s.topic_retention_hours * 3600 * 1000))
-            missing = [NewTopic(t, s.topic_partitions, s.topic_replication_factor,
-                                topic_configs={"retention.ms": retention_ms})
-                       for t in SERVICE_TOPICS if t not in existing]
-            if missing:
-                await admin.create_topics(missing)
-        finally:
-            await admin.close()

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     outbox_interval_seconds: float = 0.5
     outbox_batch_size: int = 500
 
+    # Operations. /healthz fails once the event loop was blocked longer than this (a sync
+    # call in async code); /metrics reads the cluster's figures again once this old.
+    health_max_loop_block_seconds: float = Field(10.0, gt=0)
+    metrics_cluster_max_age_seconds: float = Field(5.0, ge=0)
+
     # Neighbours.
     media_base_url: str | None = None  # M06 owner API; unset: a deterministic local stand-in
     media_timeout_seconds: float = 2.0
@@ -120,6 +125,9 @@ class Settings(BaseSettings):
     # A command id is remembered this long; it must outlast the commands topic's retention,
     # or a replay of the topic would apply a forgotten command again.
     processed_commands_retention_hours: float = 24.0 * 14
+    # A published outbox row is kept this long, then pruned: its event is on the topic by
+    # then. A pending row is never pruned.
+    outbox_retention_hours: float = 72.0
     housekeeping_interval_seconds: float = 300.0
 
     # Secured Kafka (every producer, consumer and admin client of the service).
@@ -133,6 +141,8 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     topic_replication_factor: int = 1  # of the topics the service creates
     topic_retention_hours: float = 24.0 * 7
+    # The dead-letter topics keep their records longer, so an operator can re-drive them.
+    dlq_retention_hours: float = 24.0 * 14
 
     def policy(self) -> Policy:
         return Policy(

@@ -18,6 +18,8 @@ CLAIMED_DLQ = "distribution.claimed.dlq"
 #: Orders for one item, keyed by the item id (DESIGN §3).
 COMMANDS = "distribution.commands"
 COMMANDS_DLQ = "distribution.commands.dlq"
+#: Records no agent could process, kept `DISTRIBUTION_DLQ_RETENTION_HOURS` for a re-drive.
+DLQ_TOPICS = (CLAIMED_DLQ, COMMANDS_DLQ)
 #: Outcome events, written through the outbox.
 PUBLISHED = "distribution.published"
 FAILED = "distribution.failed"

@@ -15,6 +15,7 @@ import uuid
 import asyncpg
 
 from app.db.queries import Q
+from app.db.writes import BatchWrites
 from app.embedded import WorkerProcess
 from benchmarks.measure import Figure, Stopwatch, WorkloadResult, percentile
 from benchmarks.stack import (Stack, gather_with_progress, influencer_of, insert_items,
@@ -88,14 +89,13 @@ async def command_transaction(conn: asyncpg.Connection, item_id: str) -> None:
         await conn.fetchrow(Q["lock_items"], [item_id])
         await conn.fetch(Q["processed_commands"], [command_id])
         item = await conn.fetchrow(Q["item_aggregates"], [item_id])
-        await conn.execute(Q["upsert_overlay"], item_id, OVERLAY["type"],
-                           OVERLAY["duration_seconds"])
-        items = [[item_id], [item["status"]], [item["scheduled_at"]], [item["timezone"]],
-                 [",".join(item["platforms"])], [item["retry_count"]],
-                 [item["failure_reason"]], [item["version"] + 1]]
-        nothing: list[list] = [[]] * (13 + 8 + 4)  # no platform rows, analytics, events
-        await conn.execute(Q["write_batch"], *items, *nothing, [command_id], [item_id],
-                           ["overlays"], [json.dumps({"ok": True})])
+        writes = BatchWrites()  # the command's statement, as a batch of one writes it
+        writes.before("upsert_overlay", item_id, OVERLAY["type"], OVERLAY["duration_seconds"])
+        writes.items.append((item_id, item["status"], item["scheduled_at"], item["timezone"],
+                             ",".join(item["platforms"]), item["retry_count"],
+                             item["failure_reason"], item["version"] + 1))
+        writes.commands.append((command_id, item_id, "overlays", json.dumps({"ok": True})))
+        await writes.send(conn)
 
 
 async def measure_baseline(stack: Stack, count: int) -> tuple[float, list[float]]:

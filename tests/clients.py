@@ -123,3 +123,17 @@ async def claim_all_and_wait(topics: Topics, apis: Sequence[Api], events: Sequen
         claimed.append(ClaimedItem(item_id, influencer, item))
     return claimed
 
+
+
+async def failed_on_snapchat(topics: Topics, api: Api, fake_platforms) -> ClaimedItem:
+    """A new item published to TikTok and Snapchat, Snapchat refusing its caption for good:
+    the item ends `failed` (TikTok published)."""
+    from fakes.gateway import Answer
+
+    item_id, influencer, _ = await claim_and_wait(topics, api)
+    fake_platforms.script("snapchat", Answer.status(400, message="caption rejected"))
+    code, _ = await api.post(item_id, "publish-multi", influencer,
+                             {"platforms": ["tiktok", "snapchat"]})
+    assert code == 202
+    item = await api.wait_for_item(item_id, influencer, status="failed")
+    return ClaimedItem(item_id, influencer, item)

@@ -17,6 +17,7 @@ STATUS_BY_CODE = {
     "invalid_request": 400, "unsupported_platform": 400, "unauthorized": 401,
     "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
     "invalid_state_transition": 409, "idempotency_key_in_use": 409, "quota_exceeded": 409,
+    "already_redriven": 409,
     "payload_too_large": 413, "rule_violation": 422, "idempotency_key_mismatch": 422,
     "rate_limited": 429, "internal": 500, "unavailable": 503, "timeout": 504,
 }
@@ -25,7 +26,7 @@ CODE_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too
 RETRY_AFTER_SECONDS = 2
 #: Refusals that asking again will not change (the item's status; a full posting window
 #: for that time: `details.earliest` says when a post fits).
-NO_RETRY_AFTER = {"invalid_state_transition", "quota_exceeded"}
+NO_RETRY_AFTER = {"invalid_state_transition", "quota_exceeded", "already_redriven"}
 #: Headers of aiohttp's own refusals worth keeping (405 names the allowed methods).
 KEPT_HEADERS = ("Allow",)
 

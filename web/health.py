@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from faust.web import Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app import liveness, metrics
 from app.db.health import ping as ping_database
+from app.domain.errors import Unavailable
 from app.faust_app import app
-from tables.publish_stats import snapshot
 
 from .auth import require_operator
 from .errors import ApiView
@@ -40,8 +43,14 @@ async def run_check(check) -> str:
 
 @app.page("/healthz")
 class Liveness(ApiView):
+    """Fails (503) when a vital loop died or stalled, or the event loop was blocked."""
+
     async def get(self, request: Request) -> Response:
-        return self.json({"status": "ok"})
+        problems = liveness.problems(app.vitals.loops, app.loop_watch.last_block,
+                                     time.monotonic(), app.settings.health_max_loop_block_seconds)
+        if problems:
+            return self.json({"status": "unhealthy", "problems": problems}, status=503)
+        return self.json({"status": "ok", "problems": []})
 
 
 @app.page("/readyz")
@@ -61,20 +70,13 @@ class Metrics(ApiView):
 
     async def get(self, request: Request) -> Response:
         require_operator(await authenticate(request))
-        stats = snapshot()
-        lines = ["# HELP distribution_platform_outcomes Platform outcomes in the stats window.",
-                 "# TYPE distribution_platform_outcomes gauge"]
-        for platform, counts in stats["platforms"].items():
-            for outcome, n in counts.items():
-                lines.append(f'distribution_platform_outcomes{{platform="{platform}",'
-                             f'outcome="{outcome}"}} {n}')
-        pool = getattr(app, "pool", None)
-        if pool is not None:
-            lines += ["# TYPE distribution_db_pool_size gauge",
-                      f"distribution_db_pool_size {pool.get_size()}",
-                      "# TYPE distribution_db_pool_idle gauge",
-                      f"distribution_db_pool_idle {pool.get_idle_size()}"]
-        return self.text("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+        try:  # the cluster's figures, read from PostgreSQL (the same on every worker)
+            await asyncio.wait_for(metrics.CLUSTER.refresh(app.pool), CHECK_TIMEOUT_SECONDS)
+        except (Unavailable, OSError, asyncio.TimeoutError) as exc:
+            raise Unavailable(f"the database did not answer for the cluster figures: "
+                              f"{type(exc).__name__}") from exc
+        return self.bytes(generate_latest(metrics.REGISTRY),
+                          headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @app.page("/openapi.json")

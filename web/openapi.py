@@ -19,6 +19,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json
 
 from app.domain.model import Platform
 from app.settings import Settings
+from app.topics import DLQ_TOPICS
 
 from . import schemas as s
 from .errors import STATUS_BY_CODE
@@ -44,14 +45,17 @@ COMPONENT_NAMES = {
     "PlatformCountsOut": "PlatformCounts", "OutcomeCountsOut": "OutcomeCounts",
     "ErrorOut": "Error", "ErrorBodyOut": "ErrorBody", "ErrorDetailsOut": "ErrorDetails",
     "FieldErrorOut": "FieldError", "HealthOut": "Health", "ReadinessOut": "Readiness",
-    "ChecksOut": "ReadinessChecks",
+    "ChecksOut": "ReadinessChecks", "ItemPageOut": "ItemPage", "TimelineOut": "Timeline",
+    "TimelineEntryOut": "TimelineEntry", "DeadLettersOut": "DeadLetters",
+    "DeadLetterOut": "DeadLetter", "OverviewOut": "Overview", "LatenessOut": "Lateness",
 }
 REQUESTS: list[type[BaseModel]] = [s.OverlayBody, s.ScheduleBody, s.RescheduleBody,
                                    s.PublishBody, s.PublishMultiBody, s.EmptyBody,
                                    s.ResolveBody]
 ANSWERS: list[type[BaseModel]] = [s.ItemOut, s.PreviewOut, s.DownloadLinkOut, s.StatsOut,
                                   s.ErrorOut, s.HealthOut, s.ReadinessOut,
-                                  s.AccountReconnectedOut]
+                                  s.AccountReconnectedOut, s.ItemPageOut, s.TimelineOut,
+                                  s.DeadLettersOut, s.OverviewOut]
 
 
 class _ComponentSchemas(GenerateJsonSchema):
@@ -271,6 +275,7 @@ ITEM_LINKS = {
     "PublishItemMulti": ("publishItemMulti", "Publish the item to several platforms."),
     "RetryItem": ("retryItem", "Retry the item's failed platforms."),
     "RequestDownload": ("requestDownload", "Get a download link for the item."),
+    "GetTimeline": ("getItemTimeline", "Read what happened to the item (operators)."),
 }
 ITEM_POST_ERRORS = ("400", "401", "404", "405", "409", "413", "422", "429", "503", "504")
 ITEM_GET_ERRORS = ("400", "401", "404", "405", "429", "503", "504")
@@ -358,6 +363,75 @@ def get_operation(operation_id: str, summary: str, description: str, answer: typ
             "responses": {"200": success, **errors(*ITEM_GET_ERRORS)}}
 
 
+def query_parameters(model: type[s.Query]) -> list[dict[str, Any]]:
+    """The query model's fields as optional query parameters."""
+    schema = model.model_json_schema(schema_generator=_ComponentSchemas)
+    params = []
+    for name, prop in schema["properties"].items():
+        description = prop.pop("description", None)
+        if "anyOf" in prop:  # `X | None`: absent means any
+            prop = next(p for p in prop["anyOf"] if p.get("type") != "null")
+        if "$ref" in prop:  # an enum of the document's (ItemStatus, Platform, ...)
+            prop = schema["$defs"][prop["$ref"].rsplit("/", 1)[1]]
+            prop.pop("title", None)
+        param = {"name": name, "in": "query", "required": False, "schema": prop}
+        if description:
+            param["description"] = description
+        params.append(param)
+    return params
+
+
+def operator_operations() -> dict[str, Any]:
+    """The operators' routes (web/operator.py)."""
+    def get(operation_id: str, summary: str, description: str, answer: type[BaseModel],
+            parameters: list[dict[str, Any]], extra_errors: tuple[str, ...] = ("400",)):
+        return {"get": {
+            "tags": ["operations"], "operationId": operation_id, "summary": summary,
+            "description": f"{description} Needs the `{OPERATOR_SCOPE}` scope.",
+            "security": BEARER, "parameters": parameters,
+            "responses": {"200": {"description": "The answer.", "content": json_content(answer)},
+                          **errors(*extra_errors, *OPERATOR_ERRORS)}}}
+    dlq_place = [
+        {"name": "topic", "in": "path", "required": True, "description": "The DLQ topic.",
+         "schema": {"type": "string", "enum": list(DLQ_TOPICS)}},
+        *({"name": name, "in": "path", "required": True, "description": description,
+           "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
+          for name, description in (("partition", "The record's partition."),
+                                    ("offset", "The record's offset.")))]
+    return {
+        f"{API}/overview": get(
+            "getOverview", "The cluster at a glance (operators)",
+            "Items by status, item platforms by state, the last hour's outcomes and lateness, "
+            "the outbox backlog and the most overdue scheduled item, read from the database.",
+            s.OverviewOut, [], extra_errors=()),
+        f"{API}/items": get(
+            "searchItems", "Search items (operators)",
+            "Items newest first, a page at a time (`next_cursor`); every filter is optional.",
+            s.ItemPageOut, query_parameters(s.ItemSearchQuery), ("400", "422")),
+        f"{ITEM}/timeline": get(
+            "getItemTimeline", "An item's timeline (operators)",
+            "The commands applied to the item, each platform answer, and the events it sent, "
+            "oldest first.", s.TimelineOut, [ref("ItemId", "parameters")], ("400", "404")),
+        f"{API}/dead-letters": get(
+            "listDeadLetters", "Dead-lettered records (operators)",
+            "The latest records of the dead-letter topics with the reason each was set "
+            "aside, newest first, and whether it was re-driven.", s.DeadLettersOut,
+            query_parameters(s.DeadLettersQuery)),
+        f"{API}/dead-letters/{{topic}}/{{partition}}/{{offset}}/redrive": {"post": {
+            "tags": ["operations"], "operationId": "redriveDeadLetter",
+            "summary": "Send a dead-lettered record back to its topic, once (operators)",
+            "description": "The record goes back to the topic it came from, under its key, "
+                           "exactly as it was consumed, and the re-drive is recorded; a second "
+                           "re-drive of the same record is refused (409 `already_redriven`). "
+                           "A record cut or not UTF-8 when it was dead-lettered cannot be sent "
+                           f"back (422). Needs the `{OPERATOR_SCOPE}` scope.",
+            "security": BEARER, "parameters": dlq_place,
+            "responses": {"200": {"description": "The record, re-driven.",
+                                  "content": json_content(s.DeadLetterOut)},
+                          **errors("400", "404", "409", "422", *OPERATOR_ERRORS)}}},
+    }
+
+
 def paths() -> dict[str, Any]:
     items: dict[str, Any] = {
         ITEM: {"get": get_operation(
@@ -384,6 +458,7 @@ def paths() -> dict[str, Any]:
     plain = {"security": [], "tags": ["operations"]}
     return {
         **items,
+        **operator_operations(),
         f"{API}/downloads/{{id}}": {"get": {
             "tags": ["downloads"], "operationId": "followDownload",
             "summary": "Follow a signed download link",
@@ -423,18 +498,28 @@ def paths() -> dict[str, Any]:
         "/metrics": {"get": {
             "tags": ["operations"], "operationId": "metrics",
             "summary": "Prometheus metrics (operators)",
-            "description": f"Prometheus text format. Needs the `{OPERATOR_SCOPE}` scope.",
+            "description": "Prometheus text format: this worker's figures (commands, platform "
+                           "attempts, lateness, dead letters, consumer lag, Faust's sensor) "
+                           "and the cluster's, read from the database (the same on every "
+                           f"worker). Needs the `{OPERATOR_SCOPE}` scope.",
             "security": BEARER,
             "responses": {"200": {"description": "The metrics.", "content": {
                 "text/plain": {"schema": {"type": "string"}, "example":
-                               "# TYPE distribution_platform_outcomes gauge\n"
-                               'distribution_platform_outcomes{platform="tiktok",'
-                               'outcome="published"} 12\n'}}},
+                               "# TYPE distribution_items gauge\n"
+                               'distribution_items{status="published"} 12.0\n'}}},
                           **errors(*OPERATOR_ERRORS)}}},
         "/healthz": {"get": {
             **plain, "operationId": "healthz", "summary": "Liveness",
-            "responses": {"200": {"description": "Alive.", "content": json_content(s.HealthOut)},
-                          **errors("405")}}},
+            "description": "Fails when an agent or a task of the worker ended or stalled, or "
+                           "its event loop was blocked longer than "
+                           "`DISTRIBUTION_HEALTH_MAX_LOOP_BLOCK_SECONDS` in the last minute.",
+            "responses": {
+                "200": {"description": "Alive.", "content": json_content(s.HealthOut)},
+                "503": {"description": "Not alive: `problems` says why.",
+                        "content": json_content(s.HealthOut, {
+                            "status": "unhealthy",
+                            "problems": ["publisher: crashed: RuntimeError: boom"]})},
+                **errors("405")}}},
         "/readyz": {"get": {
             **plain, "operationId": "readyz",
             "summary": "Readiness: database, broker and command agent reachable",
@@ -465,8 +550,8 @@ else's item is answered 404, like a missing one). A token whose `scope` claim ho
 (`/api/v1/distribution/stats`, `/metrics`). A signed download link needs no token.
 
 **Errors.** Every answer of 400 or above has the body \
-`{{"error": {{"code", "message", "details"}}}}` (except `/readyz`, which answers 503 with its \
-readiness body). `code` is one of a fixed set, each with one status (see `ErrorCode`); \
+`{{"error": {{"code", "message", "details"}}}}` (except `/healthz` and `/readyz`, which \
+answer 503 with their own bodies). `code` is one of a fixed set, each with one status (see `ErrorCode`); \
 `message` is for people; `details` is an object, empty when there is nothing to add. A 400 \
 names the first bad field in `details.field` and lists each problem in `details.errors`. \
 Request bodies are strict: an unknown field, a value of the wrong JSON type (`"2.5"` or \

@@ -29,6 +29,7 @@ from app.domain.errors import InvalidRequest, UnsupportedPlatform
 from app.domain.model import (ITEM_ID_PATTERN, ErrorClass, OverlayType, Platform,
                               PlatformState, Publication, Status)
 from app.domain.rules import MAX_OVERLAY_SECONDS
+from app.topics import CLAIMED_DLQ, COMMANDS_DLQ
 
 from .errors import STATUS_BY_CODE
 
@@ -530,7 +531,7 @@ _TOO_LONG = "Input should be less than or equal to 3"
 
 
 class ErrorOut(Out):
-    """The one error body of every answer of 400 or above (except /readyz's 503)."""
+    """The one error body of every answer of 400 or above (except the 503 of /healthz and /readyz)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"error": {
         "code": "invalid_request", "message": f"duration_seconds: {_TOO_LONG}",
@@ -553,11 +554,13 @@ class AccountReconnectedOut(Out):
 
 
 class HealthOut(Out):
-    """The process is alive."""
+    """Whether the process is alive: each of its loops running, its event loop not blocked."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "problems": []}]})
 
-    status: Literal["ok"]
+    status: Literal["ok", "unhealthy"]
+    problems: list[str] = Field(description="What is wrong, one line each: a loop that "
+                                "ended or stalled, an event loop blocked.")
 
 
 class ChecksOut(Out):
@@ -575,3 +578,170 @@ class ReadinessOut(Out):
 
     status: Literal["ready", "unavailable"]
     checks: ChecksOut
+
+
+# ---------------------------------------------------------------------------------------------
+# The operators' routes: query parameters, answers.
+
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,400}={0,2}$"
+#: An instant in a query: RFC 3339 with its offset (a bare number is not a time here).
+INSTANT_PATTERN = f"^(?:{_DATE})T{_TIME}{_OFFSET}$"
+Instant = Annotated[str, Field(pattern=INSTANT_PATTERN, max_length=SCHEDULED_AT_MAX_LENGTH,
+                               examples=["2026-03-01T17:30:00Z"])]
+MAX_PAGE = 200
+DlqTopic = Literal[CLAIMED_DLQ, COMMANDS_DLQ]  # type: ignore[valid-type]
+Id = Annotated[str, Field(min_length=1, max_length=INFLUENCER_ID_MAX_LENGTH,
+                          pattern=NO_NUL_PATTERN)]
+
+
+class Query(BaseModel):
+    """Query parameters: each at most once, no unknown ones; numbers and enums from text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ItemSearchQuery(Query):
+    status: Status | None = Field(None, description="The item's status.")
+    platform: Platform | None = Field(None, description="Items publishing to this platform "
+                                      "(with `platform_status`: in that state there).")
+    platform_status: PlatformState | None = Field(
+        None, description="Items with a platform in this state (`unknown`: to settle).")
+    influencer_id: Id | None = None
+    campaign_id: Id | None = None
+    due_from: Instant | None = Field(None, description="Scheduled at or after (RFC 3339).")
+    due_before: Instant | None = Field(None, description="Scheduled before (RFC 3339).")
+    limit: int = Field(50, ge=1, le=MAX_PAGE, description="Items per page.")
+    cursor: str | None = Field(None, pattern=CURSOR_PATTERN,
+                               description="`next_cursor` of the previous page (one the "
+                               "service did not give: 422).")
+
+
+class DeadLettersQuery(Query):
+    topic: DlqTopic | None = Field(None, description="One dead-letter topic (both when "
+                                   "absent).")
+    limit: int = Field(50, ge=1, le=MAX_PAGE, description="The latest records, per topic.")
+
+
+def parse_query(query: Any, schema: type[Query]) -> Query:
+    """The query string as the schema, or a 400 as for a body."""
+    data: dict[str, str] = {}
+    for name, value in query.items():
+        if name in data:
+            raise InvalidRequest(f"{name} may be given once", field=name)
+        data[name] = value
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+
+
+class ItemPageOut(Out):
+    """A page of the search, newest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"items": [ITEM_EXAMPLE], "next_cursor": "WyIyMDI2LTAzLTAxVDE3OjMwOjAwKzAwOjAwIiwgIngiXQ=="}]})
+
+    items: list[ItemOut]
+    next_cursor: str | None = Field(description="The next page's cursor; null on the last.")
+
+
+class TimelineEntryOut(Out):
+    at: datetime
+    entry: Literal["command", "attempt", "event"] = Field(
+        description="A command applied to the item, a platform's answer, or an event sent.")
+    what: str | None = Field(description="The command's kind, the answer's outcome "
+                             "(published, failed, retry, unknown), or the event's type.")
+    platform: Platform | None
+    attempt: int | None
+    error: str | None = Field(description="A refused command's error code; an answer's error.")
+    error_class: str | None
+    reason_code: str | None
+    post_id: str | None
+    topic: str | None = Field(description="The event's topic.")
+    status: str | None = Field(description="The event's state in the outbox: `pending` "
+                               "until the broker has it, then `published`.")
+
+
+class TimelineOut(Out):
+    """What happened to an item, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"item": ITEM_EXAMPLE, "entries": [
+        {"at": "2026-03-01T17:30:00.120Z", "entry": "command", "what": "publish-multi",
+         "platform": None, "attempt": None, "error": None, "error_class": None,
+         "reason_code": None, "post_id": None, "topic": None, "status": None},
+        {"at": "2026-03-01T17:30:01.400Z", "entry": "attempt", "what": "published",
+         "platform": "tiktok", "attempt": 1, "error": None, "error_class": None,
+         "reason_code": None, "post_id": "tt_7321", "topic": None, "status": None},
+        {"at": "2026-03-01T17:30:01.450Z", "entry": "event", "what": "distribution.published",
+         "platform": None, "attempt": None, "error": None, "error_class": None,
+         "reason_code": None, "post_id": None, "topic": "distribution.published",
+         "status": "published"}]}]})
+
+    item: ItemOut
+    entries: list[TimelineEntryOut]
+
+
+DEAD_LETTER_EXAMPLE = {
+    "dlq_topic": "distribution.claimed.dlq", "partition": 3, "offset": 17,
+    "reason": "unknown_clip", "error": "clip clip_9 is not known and the claim has no "
+    "campaign_id", "topic": "distribution.claimed", "key": "clm_01HZX3J8Q9W6N4T2",
+    "value": '{"event_type": "distribution.claimed", "data": {"claim_id": "clm_01HZX3J8Q9W6N4T2"}}',
+    "value_bytes": 84, "received_at": "2026-03-01T17:30:00Z",
+    "redriven_at": None, "redriven_by": None}
+
+
+class DeadLetterOut(Out):
+    model_config = ConfigDict(json_schema_extra={"examples": [DEAD_LETTER_EXAMPLE]})
+
+    dlq_topic: str
+    partition: int
+    offset: int
+    reason: str | None = Field(description="Why it was dead-lettered (`invalid_event`, "
+                               "`unknown_clip`, `invalid_command`, `command_failed`, ...).")
+    error: str | None
+    topic: str | None = Field(description="The topic it came from.")
+    key: str | None
+    value: str | None = Field(description="The record as it was consumed (its first "
+                              "2,000 characters).")
+    value_bytes: int | None
+    received_at: datetime | None = Field(description="When it was dead-lettered.")
+    redriven_at: datetime | None = Field(description="When it was sent back; null if never.")
+    redriven_by: str | None
+
+
+class DeadLettersOut(Out):
+    """The latest dead-lettered records, newest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"records": [DEAD_LETTER_EXAMPLE]}]})
+
+    records: list[DeadLetterOut]
+
+
+class LatenessOut(Out):
+    count: int = Field(ge=0, description="Scheduled posts published in the last hour.")
+    p50_seconds: float | None
+    p99_seconds: float | None
+
+
+class OverviewOut(Out):
+    """The whole cluster at a glance, read from the database (the same on every worker)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items_by_status": {"claimed": 120, "scheduled": 40, "published": 900, "failed": 3},
+        "platform_rows": {"tiktok": {"published": 500, "failed": 2, "unknown": 1}},
+        "outcomes_last_hour": {"tiktok": {"published": 80, "failed": 1}},
+        "lateness_last_hour": {"count": 80, "p50_seconds": 0.8, "p99_seconds": 2.4},
+        "outbox_pending": 0, "outbox_oldest_pending_seconds": None,
+        "oldest_overdue_item": None, "oldest_overdue_seconds": None}]})
+
+    items_by_status: dict[str, int]
+    platform_rows: dict[str, dict[str, int]] = Field(
+        description="Item platforms by platform, then state.")
+    outcomes_last_hour: dict[str, dict[str, int]] = Field(
+        description="Published and failed outcomes of the last hour, by platform.")
+    lateness_last_hour: LatenessOut
+    outbox_pending: int = Field(ge=0, description="Outcome events not yet on their topic.")
+    outbox_oldest_pending_seconds: float | None
+    oldest_overdue_item: str | None = Field(
+        description="The scheduled item most overdue without its publishing started.")
+    oldest_overdue_seconds: float | None

@@ -21,7 +21,7 @@ import asyncpg
 
 from app.domain.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch
 
-from .pool import translate_errors
+from .pool import delete_in_batches, translate_errors
 from .queries import Q
 
 
@@ -110,16 +110,7 @@ async def forget(pool: asyncpg.Pool, scope: KeyScope) -> None:
 async def prune(pool: asyncpg.Pool, now: datetime, key_retention: timedelta,
                 command_retention: timedelta, batch: int = 5_000) -> tuple[int, int]:
     """Delete keys and applied-command records past their retention: (keys, commands)."""
-    counts = []
-    for query, cutoff in (("prune_idempotency_keys", now - key_retention),
-                          ("prune_processed_commands", now - command_retention)):
-        total = 0
-        while True:
-            async with translate_errors(), pool.acquire() as conn:
-                status = await conn.execute(Q[query], cutoff, batch)
-            deleted = int(status.split()[-1])
-            total += deleted
-            if deleted < batch:
-                break
-        counts.append(total)
-    return counts[0], counts[1]
+    keys = await delete_in_batches(pool, Q["prune_idempotency_keys"], now - key_retention, batch)
+    commands = await delete_in_batches(pool, Q["prune_processed_commands"],
+                                       now - command_retention, batch)
+    return keys, commands

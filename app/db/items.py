@@ -91,6 +91,15 @@ def item_from_row(row: asyncpg.Record) -> Item:
         version=row["version"])
 
 
+async def stored_items(conn: asyncpg.Connection, ids: list[str]
+                       ) -> tuple[dict[str, StoredItem], datetime | None]:
+    """The items that exist among `ids`, by id, and the transaction's time (None when none
+    exists)."""
+    rows = await conn.fetch(Q["item_aggregates"], ids)
+    return ({r["id"]: StoredItem(item_from_row(r), r["created_at"], r["updated_at"])
+             for r in rows}, rows[0]["transaction_time"] if rows else None)
+
+
 class ItemRepository:
     """Reads items, and keeps what a batch of commands writes until `flush()`: then each
     statement goes once for all the items (asyncpg pipelines `executemany`), with what
@@ -101,6 +110,7 @@ class ItemRepository:
         self._as_stored: dict[str, Item] = {}  # as the database holds it
         self._saved: dict[str, Item] = {}  # saved since the last flush
         self._analytics: list[tuple] = []
+        self._attempts: list[tuple] = []
         self._transaction_time: datetime | None = None
 
     async def get(self, item_id: str) -> StoredItem | None:
@@ -113,13 +123,9 @@ class ItemRepository:
         return await self._load(ids)
 
     async def _load(self, ids: list[str]) -> dict[str, StoredItem]:
-        rows = await self.conn.fetch(Q["item_aggregates"], ids)
-        loaded = {}
-        for row in rows:
-            stored = StoredItem(item_from_row(row), row["created_at"], row["updated_at"])
-            self._transaction_time = row["transaction_time"]
-            self._as_stored[stored.item.id] = stored.item
-            loaded[stored.item.id] = stored
+        loaded, transaction_time = await stored_items(self.conn, ids)
+        self._transaction_time = transaction_time or self._transaction_time
+        self._as_stored.update((item_id, s.item) for item_id, s in loaded.items())
         return loaded
 
     async def add_claimed(self, items: list[NewItem]) -> set[str]:
@@ -153,10 +159,32 @@ class ItemRepository:
                 continue
             self._analytics.append((item_id, *row, now, actor))
 
+    def add_attempts(self, item: Item, events: list[e.Event]) -> None:
+        """One row per platform answer the events record, with the class and reason the
+        item's platform row now holds (the item's timeline)."""
+        for ev in events:
+            if isinstance(ev, e.PlatformPublished):
+                outcome, error, post_id = "published", None, ev.post_id
+            elif isinstance(ev, e.PlatformFailed):
+                outcome, error, post_id = "failed", ev.error, None
+            elif isinstance(ev, e.PlatformRetryScheduled):
+                outcome, error, post_id = "retry", ev.error, None
+            elif isinstance(ev, e.PlatformUnknown):
+                outcome, error, post_id = "unknown", ev.error, None
+            else:
+                continue
+            row = item.platform_status.get(ev.platform)
+            error_class = row.error_class.value if row and row.error_class else None
+            reason = ev.reason_code if isinstance(ev, e.PlatformUnknown) else (
+                row.reason_code if row else None)
+            self._attempts.append((item.id, ev.platform.value, ev.attempt, outcome,
+                                   error_class, reason, error, post_id))
+
     def discard(self) -> None:
         """Forgets what was not written (its savepoint was rolled back)."""
         self._saved.clear()
         self._analytics.clear()
+        self._attempts.clear()
 
     def write_into(self, writes: BatchWrites) -> None:
         """Hands what changed since the last flush to the batch's statement."""
@@ -164,6 +192,7 @@ class ItemRepository:
             _changes(self._as_stored[item_id], new, writes)
             self._as_stored[item_id] = new
         writes.analytics.extend(self._analytics)
+        writes.attempts.extend(self._attempts)
         self.discard()
 
 

@@ -4,10 +4,12 @@ relay's batches."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from .pool import delete_in_batches
 from .queries import Q
 from .writes import BatchWrites
 
@@ -40,3 +42,9 @@ class OutboxRepository:
 
     async def note_failure(self, ids: list[int], error: str) -> None:
         await self.conn.execute(Q["note_outbox_failure"], ids, error[:500])
+
+
+async def prune_published(pool: asyncpg.Pool, cutoff: datetime, batch: int = 5_000) -> int:
+    """Delete rows published before `cutoff`, a batch at a time; how many. A pending row
+    stays whatever its age: its event is not on the topic yet."""
+    return await delete_in_batches(pool, Q["prune_published_outbox"], cutoff, batch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import asyncpg
 
@@ -49,6 +50,20 @@ async def translate_errors() -> AsyncIterator[None]:
         yield
     except CONNECTION_ERRORS as exc:
         raise Unavailable("the database cannot be reached", reason=type(exc).__name__) from exc
+
+
+async def delete_in_batches(pool: asyncpg.Pool, query: str, cutoff: datetime,
+                            batch: int) -> int:
+    """Run a `DELETE ... LIMIT $2` query until it deletes fewer than `batch` rows; the count.
+    Each batch is a short transaction of its own, so pruning never holds many locks."""
+    total = 0
+    while True:
+        async with translate_errors(), pool.acquire() as conn:
+            status = await conn.execute(query, cutoff, batch)
+        deleted = int(status.split()[-1])
+        total += deleted
+        if deleted < batch:
+            return total
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

@@ -73,6 +73,8 @@ SELECT (SELECT count(*) FROM items) AS items, (SELECT count(*) FROM platform_row
 -- Analytics: $22 item id, $23 platform, $24 event_type, $25 attempt, $26 post_id, $27 error,
 -- $28 occurred_at, $29 actor. Outbox: $30 event id, $31 topic, $32 partition key,
 -- $33 envelope. Commands: $34 command id, $35 item id, $36 kind, $37 reply.
+-- Platform answers: $38 item id, $39 platform, $40 attempt, $41 outcome, $42 error class,
+-- $43 reason code, $44 error, $45 post id.
 WITH items AS (
     UPDATE distribution_items i
     SET status = u.status, scheduled_at = u.scheduled_at, timezone = u.timezone,
@@ -114,7 +116,12 @@ outbox AS (
 commands AS (
     INSERT INTO distribution_processed_commands (command_id, item_id, kind, reply)
     SELECT * FROM unnest($34::text[], $35::text[], $36::text[], $37::jsonb[])
-    ON CONFLICT (command_id) DO NOTHING)
+    ON CONFLICT (command_id) DO NOTHING),
+attempts AS (
+    INSERT INTO distribution_platform_attempts
+        (item_id, platform, attempt, outcome, error_class, reason_code, error, post_id)
+    SELECT * FROM unnest($38::text[], $39::text[], $40::int[], $41::text[], $42::text[],
+                         $43::text[], $44::text[], $45::text[]))
 SELECT 1
 
 -- name: upsert_caption
@@ -300,6 +307,65 @@ DELETE FROM distribution_processed_commands
 WHERE command_id = ANY(ARRAY(SELECT command_id FROM distribution_processed_commands
                              WHERE processed_at < $1 LIMIT $2))
 
+-- name: prune_published_outbox
+-- Published outbox rows past their retention, a batch at a time: their events are on the
+-- topics (consumers dedupe them by event id). Pending rows are never pruned.
+-- $1 cutoff, $2 batch size
+DELETE FROM distribution_outbox
+WHERE id = ANY(ARRAY(SELECT id FROM distribution_outbox
+                     WHERE status = 'published' AND published_at < $1 LIMIT $2))
+
+-- name: database_exists
+-- Whether the server has a database of that name (the dev broker's). $1 name
+SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)
+
+-- name: create_broker_objects
+-- The dev broker's objects (app/broker_storage.py), in a database of their own; keys sort
+-- bytewise, as S3 lists them.
+CREATE TABLE IF NOT EXISTS broker_objects (
+    key          text COLLATE "C" PRIMARY KEY,
+    body         bytea NOT NULL,
+    etag         text NOT NULL,
+    content_type text,
+    modified_at  timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: get_broker_object
+-- $1 key
+SELECT body, etag, content_type, modified_at FROM broker_objects WHERE key = $1
+
+-- name: list_broker_objects
+-- The objects whose key starts with $1, in key order (the range bound lets the primary key
+-- find them). $1 prefix
+SELECT key, etag, length(body) AS size, modified_at FROM broker_objects
+WHERE key >= $1 AND starts_with(key, $1)
+ORDER BY key
+
+-- name: create_broker_object
+-- Only if absent (If-None-Match: *); NULL when there already. $1 key, $2 body, $3 etag,
+-- $4 content type
+INSERT INTO broker_objects (key, body, etag, content_type) VALUES ($1, $2, $3, $4)
+ON CONFLICT (key) DO NOTHING
+RETURNING true
+
+-- name: replace_broker_object
+-- Only if unchanged since read (If-Match); NULL otherwise. $1 key, $2 body, $3 new etag,
+-- $4 content type, $5 etag read
+UPDATE broker_objects SET body = $2, etag = $3, content_type = $4, modified_at = now()
+WHERE key = $1 AND etag = $5
+RETURNING true
+
+-- name: put_broker_object
+-- Unconditionally. $1 key, $2 body, $3 etag, $4 content type
+INSERT INTO broker_objects (key, body, etag, content_type) VALUES ($1, $2, $3, $4)
+ON CONFLICT (key) DO UPDATE SET body = EXCLUDED.body, etag = EXCLUDED.etag,
+    content_type = EXCLUDED.content_type, modified_at = now()
+RETURNING true
+
+-- name: delete_broker_objects
+-- $1 keys
+DELETE FROM broker_objects WHERE key = ANY($1::text[])
+
 -- name: lock_account_posts
 -- Serialises the quota checks of one account on one platform until the transaction ends
 -- (two items of one influencer are two item locks). $1 influencer id, $2 platform
@@ -352,3 +418,96 @@ ON CONFLICT (influencer_id, platform) DO UPDATE SET cap = EXCLUDED.cap, read_at 
 -- The live caps known for an account. $1 influencer id, $2 platforms
 SELECT platform, cap FROM distribution_account_caps
 WHERE influencer_id = $1 AND platform = ANY($2::text[])
+
+-- name: cluster_figures
+-- What /metrics and the console tell of the whole cluster, in one statement: items by
+-- status, platform rows by platform and state, outcomes recorded in the last hour and the
+-- lateness of the scheduled posts among them (seconds), the outbox backlog and the age of
+-- its oldest pending row, the most overdue scheduled item.
+SELECT
+    (SELECT jsonb_object_agg(status, n)
+     FROM (SELECT status, count(*) AS n FROM distribution_items GROUP BY status) s)
+        AS items_by_status,
+    (SELECT jsonb_object_agg(platform, states)
+     FROM (SELECT platform, jsonb_object_agg(status, n) AS states
+           FROM (SELECT platform, status, count(*) AS n FROM distribution_platform_status
+                 GROUP BY platform, status) c
+           GROUP BY platform) p)
+        AS platform_rows,
+    (SELECT jsonb_object_agg(platform, outcomes)
+     FROM (SELECT platform, jsonb_object_agg(event_type, n) AS outcomes
+           FROM (SELECT platform, event_type, count(*) AS n FROM publishing_analytics
+                 WHERE occurred_at > now() - interval '1 hour'
+                   AND event_type IN ('published', 'failed')
+                 GROUP BY platform, event_type) c
+           GROUP BY platform) p)
+        AS outcomes_last_hour,
+    (SELECT jsonb_build_object(
+                'count', count(*),
+                'p50', percentile_cont(0.5) WITHIN GROUP (ORDER BY late),
+                'p99', percentile_cont(0.99) WITHIN GROUP (ORDER BY late))
+     FROM (SELECT extract(epoch FROM a.occurred_at - i.scheduled_at)::float8 AS late
+           FROM publishing_analytics a JOIN distribution_items i ON i.id = a.item_id
+           WHERE a.occurred_at > now() - interval '1 hour' AND a.event_type = 'published'
+             AND i.scheduled_at IS NOT NULL) l)
+        AS lateness_last_hour,
+    (SELECT count(*) FROM distribution_outbox WHERE status = 'pending') AS outbox_pending,
+    (SELECT extract(epoch FROM now() - created_at)::float8 FROM distribution_outbox
+     WHERE status = 'pending' ORDER BY id LIMIT 1) AS outbox_oldest_seconds,
+    o.id AS oldest_overdue_item,
+    extract(epoch FROM now() - o.scheduled_at)::float8 AS oldest_overdue_seconds
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (SELECT id, scheduled_at FROM distribution_items
+                   WHERE status = 'scheduled' AND scheduled_at <= now()
+                   ORDER BY scheduled_at LIMIT 1) o ON true
+
+-- name: search_items
+-- The operators' item search, newest first, a page after the cursor; a filter that is NULL
+-- matches everything. $1 status, $2 platform, $3 platform state, $4 influencer id,
+-- $5 campaign id, $6 due from, $7 due before, $8 cursor created_at, $9 cursor id, $10 limit
+SELECT i.id, i.created_at FROM distribution_items i
+WHERE ($1::text IS NULL OR i.status = $1)
+  AND ($4::text IS NULL OR i.influencer_id = $4)
+  AND ($5::text IS NULL OR i.campaign_id = $5)
+  AND ($6::timestamptz IS NULL OR i.scheduled_at >= $6)
+  AND ($7::timestamptz IS NULL OR i.scheduled_at < $7)
+  AND (($2::text IS NULL AND $3::text IS NULL) OR EXISTS (
+        SELECT 1 FROM distribution_platform_status p
+        WHERE p.item_id = i.id AND ($2::text IS NULL OR p.platform = $2)
+          AND ($3::text IS NULL OR p.status = $3)))
+  AND ($8::timestamptz IS NULL OR (i.created_at, i.id) < ($8, $9::text))
+ORDER BY i.created_at DESC, i.id DESC
+LIMIT $10
+
+-- name: item_timeline
+-- What happened to an item, oldest first: the commands applied to it (`error`: a refusal's
+-- code), the platforms' answers, the events it sent. $1 item id
+SELECT * FROM (
+    SELECT processed_at AS at, 'command' AS entry, kind AS what, NULL::text AS platform,
+           NULL::int AS attempt, reply #>> '{error,code}' AS error, NULL::text AS error_class,
+           NULL::text AS reason_code, NULL::text AS post_id, NULL::text AS topic,
+           NULL::text AS status
+    FROM distribution_processed_commands WHERE item_id = $1
+    UNION ALL
+    SELECT answered_at, 'attempt', outcome, platform, attempt, error, error_class,
+           reason_code, post_id, NULL, NULL
+    FROM distribution_platform_attempts WHERE item_id = $1
+    UNION ALL
+    SELECT created_at, 'event', envelope ->> 'event_type', NULL, NULL, NULL, NULL, NULL,
+           NULL, topic, status
+    FROM distribution_outbox WHERE partition_key = $1
+) t
+ORDER BY at, entry
+
+-- name: record_redrive
+-- A dead-lettered record is sent back once: nothing returned when it was before.
+-- $1 DLQ topic, $2 partition, $3 offset, $4 source topic, $5 operator
+INSERT INTO distribution_redrives (dlq_topic, dlq_partition, dlq_offset, source_topic, operator)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING
+RETURNING redriven_at
+
+-- name: redrives
+-- The re-drives of a DLQ topic's records. $1 DLQ topic
+SELECT dlq_partition, dlq_offset, operator, redriven_at FROM distribution_redrives
+WHERE dlq_topic = $1

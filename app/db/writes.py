@@ -1,5 +1,6 @@
 """The writes of a batch of commands, gathered from the repositories and sent as one
-statement (`write_batch`: items, platform rows, analytics, outbox, applied commands), after
+statement (`write_batch`: items, platform rows, analytics, outbox, applied commands,
+platform answers), after
 the rare statements that must come first (captions, overlays, dropped platform rows)."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import asyncpg
 from .queries import Q
 
 #: The columns of each part of `write_batch`, in its parameters' order.
-COLUMNS = {"items": 8, "platform_rows": 13, "analytics": 8, "outbox": 4, "commands": 4}
+COLUMNS = {"items": 8, "platform_rows": 13, "analytics": 8, "outbox": 4, "commands": 4,
+           "attempts": 8}
 
 
 @dataclass
@@ -22,6 +24,7 @@ class BatchWrites:
     analytics: list[tuple] = field(default_factory=list)
     outbox: list[tuple] = field(default_factory=list)  # in the order the events go out
     commands: list[tuple] = field(default_factory=list)
+    attempts: list[tuple] = field(default_factory=list)  # platform answers (the timeline)
     first: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
 
     def before(self, query: str, *args: Any) -> None:

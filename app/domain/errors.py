@@ -75,6 +75,12 @@ class RuleViolation(DomainError):
     code = "rule_violation"
 
 
+class AlreadyRedriven(DomainError):
+    """The dead-lettered record was sent back to its topic before."""
+
+    code = "already_redriven"
+
+
 class IdempotencyKeyMismatch(DomainError):
     """This Idempotency-Key was used before with another request body."""
 

@@ -11,7 +11,9 @@ import signal
 import sys
 
 import aiohttp
+import asyncpg
 
+from app.broker_storage import broker_database_url
 from app.embedded import free_port
 from tests.clients import Api, Topics, claim_and_wait
 from tests.stack import ROOT
@@ -71,9 +73,21 @@ async def test_the_development_stack_publishes_through_the_platforms_own_flows(
             assert code == 202
             item = await api.wait_for_item(claimed.item_id, claimed.influencer, timeout=60,
                                            status="published")
+            # the console link it printed: the page, signed in with the operator token
+            page, _, fragment = banner["console"].partition("#token=")
+            assert page == f"{banner['URL']}/console" and fragment == banner["token"]
+            async with session.get(f"{banner['URL']}/api/v1/distribution/overview", headers={
+                    "Authorization": f"Bearer {fragment}"}) as response:
+                assert response.status == 200  # an operator's token
         assert sorted((r["platform"], r["status"]) for r in item["platform_status"]) == [
             (p, "published") for p in sorted(ALL)]
         assert all(r["post_id"] for r in item["platform_status"])
+        conn = await asyncpg.connect(broker_database_url(database_url))
+        try:  # the broker kept the claim in PostgreSQL (app/broker_storage.py), not in memory
+            assert await conn.fetchval("SELECT count(*) FROM broker_objects WHERE key LIKE"
+                                       " '%/topics/distribution.claimed/%.batch'") >= 1
+        finally:
+            await conn.close()
         process.send_signal(signal.SIGINT)  # Ctrl-C stops the worker and what dev started
         assert await asyncio.wait_for(process.wait(), 30) == 0
     finally:
@@ -81,3 +95,4 @@ async def test_the_development_stack_publishes_through_the_platforms_own_flows(
             process.kill()
             await process.wait()
         await database_server.drop(database_url)
+        await database_server.drop(broker_database_url(database_url))  # the broker's topics

@@ -35,7 +35,7 @@ from tests.fakes.secure_broker import BrokerTls, SecuredBroker
 from app.topics import SERVICE_TOPICS as TOPICS
 from app.replay import read_topics
 from app.settings import Settings
-from app.topics import CLAIMED
+from app.topics import CLAIMED, DLQ_TOPICS
 from tests.clients import Api
 from tests.factories import claimed_event, unique
 from tests.stack import ROOT, worker_process
@@ -249,7 +249,8 @@ async def test_a_worker_with_scram_authenticates_every_client_and_creates_topics
     try:
         proc = worker_process(await create_database(), broker.bootstrap,
                               tmp_path / "worker.log", **worker_sasl, **env_of(
-                                  topic_replication_factor="3", topic_retention_hours="2")
+                                  topic_replication_factor="3", topic_retention_hours="2",
+                                  dlq_retention_hours="5")
                               ).start()
         await proc.ready()
         # M09, a neighbour, with the other SCRAM mechanism and user
@@ -300,7 +301,8 @@ async def test_a_worker_with_scram_authenticates_every_client_and_creates_topics
                 [ConfigResource(ConfigResourceType.TOPIC, t) for t in TOPICS])
             retention = {r[3]: {e[0]: e[1] for e in r[4]}.get("retention.ms")
                          for r in configs.resources}  # (..., name, [(config, value, ...)])
-            assert retention == {t: str(2 * 3600 * 1000) for t in TOPICS}
+            assert retention == {t: str((5 if t in DLQ_TOPICS else 2) * 3600 * 1000)
+                                 for t in TOPICS}
         finally:
             await admin.close()
 

@@ -22,7 +22,9 @@ MIGRATIONS = ["20260225_0005_m31_distribution_service",
               "20261129_0012_m31_http_hardening",
               "20261129_0013_m31_error_classes",
               "20261129_0014_m31_direct_publishing",
-              "20261129_0015_m31_live_posting_caps"]
+              "20261129_0015_m31_live_posting_caps",
+              "20261129_0016_m31_outbox_retention",
+              "20261129_0017_m31_operator_figures"]
 
 
 async def table_exists(conn, name: str) -> bool:
@@ -246,3 +248,35 @@ async def test_the_pending_outbox_read_uses_the_pending_index_not_a_table_scan(p
 
     assert uses_index(nodes, "distribution_outbox_pending_idx"), nodes
     assert seq_scans(nodes, "distribution_outbox") == [], nodes
+
+
+async def test_the_outbox_pruning_uses_the_published_index_not_a_table_scan(populated):
+    cutoff = datetime.now(timezone.utc) - timedelta(
+        hours=Settings.model_fields["outbox_retention_hours"].default)
+    nodes = await explain(populated, Q["prune_published_outbox"], cutoff, 5_000)
+
+    assert uses_index(nodes, "distribution_outbox_published_idx"), nodes
+    assert seq_scans(nodes, "distribution_outbox") == [], nodes
+
+
+async def test_the_item_search_reads_a_page_from_an_index_not_the_whole_table(populated):
+    def search(**filters):
+        values = {"status": None, "platform": None, "platform_status": None,
+                  "influencer_id": None, "campaign_id": None, "due_from": None,
+                  "due_before": None, **filters}
+        return explain(populated, Q["search_items"], *values.values(), None, None, 51)
+
+    newest = await search()
+    assert uses_index(newest, "distribution_items_created_idx"), newest
+    assert seq_scans(newest, "distribution_items") == [], newest
+    campaign = await search(campaign_id="camp-7")
+    assert uses_index(campaign, "distribution_items_campaign_created_idx"), campaign
+    assert seq_scans(campaign, "distribution_items") == [], campaign
+
+
+async def test_an_items_timeline_reads_each_table_by_the_items_index(populated):
+    nodes = await explain(populated, Q["item_timeline"], "bulk-7")
+    for table in ("distribution_processed_commands", "distribution_platform_attempts",
+                  "distribution_outbox"):
+        assert seq_scans(nodes, table) == [], (table, nodes)
+    assert uses_index(nodes, "distribution_outbox_partition_key_idx"), nodes

@@ -31,7 +31,8 @@ MODEL_BY_COMPONENT = {COMPONENT_NAMES[m.__name__]: m for m in (
     OverlayBody, ScheduleBody, RescheduleBody, PublishBody, PublishMultiBody, EmptyBody,
     schemas.ItemOut, schemas.PreviewOut, schemas.DownloadLinkOut, schemas.StatsOut,
     schemas.ErrorOut, schemas.HealthOut, schemas.ReadinessOut, schemas.ResolveBody,
-    schemas.AccountReconnectedOut)}
+    schemas.AccountReconnectedOut, schemas.OverviewOut, schemas.ItemPageOut,
+    schemas.TimelineOut, schemas.DeadLettersOut, schemas.DeadLetterOut)}
 
 
 def refused(body: Any, schema: type[schemas.Body]) -> DomainError:
