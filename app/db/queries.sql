@@ -480,14 +480,16 @@ ORDER BY i.created_at DESC, i.id DESC
 LIMIT $10
 
 -- name: item_timeline
--- What happened to an item, oldest first: the commands applied to it (`error`: a refusal's
--- code), the platforms' answers, the events it sent. $1 item id
+-- What happened to an item, oldest first: the commands people sent it (`error`: a
+-- refusal's code; the service's own due and platform-result commands are the answers
+-- below), the platforms' answers, the events it sent. $1 item id
 SELECT * FROM (
     SELECT processed_at AS at, 'command' AS entry, kind AS what, NULL::text AS platform,
            NULL::int AS attempt, reply #>> '{error,code}' AS error, NULL::text AS error_class,
            NULL::text AS reason_code, NULL::text AS post_id, NULL::text AS topic,
            NULL::text AS status
-    FROM distribution_processed_commands WHERE item_id = $1
+    FROM distribution_processed_commands
+    WHERE item_id = $1 AND kind NOT IN ('publish-due', 'platform-result')
     UNION ALL
     SELECT answered_at, 'attempt', outcome, platform, attempt, error, error_class,
            reason_code, post_id, NULL, NULL

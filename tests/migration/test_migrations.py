@@ -259,19 +259,19 @@ async def test_the_outbox_pruning_uses_the_published_index_not_a_table_scan(popu
     assert seq_scans(nodes, "distribution_outbox") == [], nodes
 
 
-async def test_the_item_search_reads_a_page_from_an_index_not_the_whole_table(populated):
+async def test_the_item_search_finds_failed_items_and_an_influencers_by_index(populated):
     def search(**filters):
         values = {"status": None, "platform": None, "platform_status": None,
                   "influencer_id": None, "campaign_id": None, "due_from": None,
                   "due_before": None, **filters}
         return explain(populated, Q["search_items"], *values.values(), None, None, 51)
 
-    newest = await search()
-    assert uses_index(newest, "distribution_items_created_idx"), newest
-    assert seq_scans(newest, "distribution_items") == [], newest
-    campaign = await search(campaign_id="camp-7")
-    assert uses_index(campaign, "distribution_items_campaign_created_idx"), campaign
-    assert seq_scans(campaign, "distribution_items") == [], campaign
+    failed = await search(status="failed")
+    assert uses_index(failed, "distribution_items_failed_idx"), failed
+    assert seq_scans(failed, "distribution_items") == [], failed
+    influencer = await search(influencer_id="inf-7")
+    assert uses_index(influencer, "distribution_items_claim_key"), influencer
+    assert seq_scans(influencer, "distribution_items") == [], influencer
 
 
 async def test_an_items_timeline_reads_each_table_by_the_items_index(populated):
@@ -280,3 +280,4 @@ async def test_an_items_timeline_reads_each_table_by_the_items_index(populated):
                   "distribution_outbox"):
         assert seq_scans(nodes, table) == [], (table, nodes)
     assert uses_index(nodes, "distribution_outbox_partition_key_idx"), nodes
+    assert uses_index(nodes, "distribution_processed_commands_item_idx"), nodes
