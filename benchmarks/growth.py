@@ -39,10 +39,21 @@ async def fill(pool: asyncpg.Pool, prefix: str, start: int, count: int) -> None:
                              "ANALYZE distribution_platform_status")
 
 
+#: The operators' item search, first page: filters (status, platform, platform state,
+#: influencer, campaign, due window), no cursor, a page of 50 (+ 1).
+NO_FILTER = (None,) * 7
+
 QUERIES = {  # name -> (SQL, its arguments)
     "due query": (Q["take_due_items"], lambda: (_now(), 500, _now())),
     "lease query": (Q["lease_platform_attempts"], lambda: (_now(), 50, _now())),
+    # only failed items have an index of their own: the others read the table
+    "operator search, newest first": (Q["search_items"], lambda: (*NO_FILTER, None, None, 51)),
+    "operator search, failed items": (
+        Q["search_items"], lambda: ("failed", *NO_FILTER[1:], None, None, 51)),
 }
+#: Figures measured to be reported, not held flat (the issue's targets are the others).
+TARGETS = {"operator search, newest first": "report: reads the table (no index on items "
+                                            "but failed ones: each would slow every write)"}
 
 
 def _now():
@@ -135,12 +146,15 @@ async def measure_sizes(stack: Stack, worker, pool: asyncpg.Pool, sizes: list[in
         timings["preview"] = await time_calls(stack, worker, prefix, made, "preview")
         for name, times in timings.items():
             p50s.setdefault(name, []).append(percentile(times, 50))
+            target = TARGETS.get(name, "flat")
             result.figures.append(Figure(f"{name} at {size:,}: p50", percentile(times, 50),
-                                         "ms", target="flat"))
+                                         "ms", target=target))
             result.figures.append(Figure(f"{name} at {size:,}: p99", percentile(times, 99),
-                                         "ms", target="flat"))
+                                         "ms", target=target))
     for name, values in p50s.items():
         ratio = values[-1] / values[0]
+        flat = name not in TARGETS
         result.figures.append(Figure(f"{name}: p50 at {sizes[-1]:,} ÷ p50 at {sizes[0]:,}",
-                                     ratio, "×", target="flat (≤ 2×)", met=ratio <= 2))
+                                     ratio, "×", target=TARGETS.get(name, "flat (≤ 2×)"),
+                                     met=ratio <= 2 if flat else None))
     result.details = "### EXPLAIN plans\n\n" + "\n".join(plans)
