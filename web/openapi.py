@@ -203,6 +203,11 @@ ERROR_RESPONSES: dict[str, tuple[int, list[str], str, dict[str, Any], str]] = {
                          "description": "With `idempotency_key_in_use`: seconds to wait "
                                         "before repeating the request."},
          **REPLAYED}, "Retry is not allowed when the item is scheduled"),
+    "AlreadyRedriven": (
+        409, ["already_redriven"],
+        "The dead-lettered record was sent back to its topic before (`details.partition`, "
+        "`details.offset`): a record is re-driven once.",
+        {}, "The dead-lettered record was sent back to its topic before."),
     "PayloadTooLarge": (
         413, ["payload_too_large"], "The body is larger than 1 MiB.", {},
         "Request Entity Too Large"),
@@ -252,10 +257,11 @@ def error_responses() -> dict[str, Any]:
     return answers
 
 
-def errors(*statuses: str, download: bool = False) -> dict[str, Any]:
+def errors(*statuses: str, download: bool = False, conflict: str = "Conflict"
+           ) -> dict[str, Any]:
     by_status = {"400": "BadRequest", "401": "Unauthorized",
                  "403": "DownloadForbidden" if download else "Forbidden", "404": "NotFound",
-                 "405": "MethodNotAllowed", "409": "Conflict", "413": "PayloadTooLarge",
+                 "405": "MethodNotAllowed", "409": conflict, "413": "PayloadTooLarge",
                  "422": "UnprocessableContent", "429": "RateLimited", "503": "Unavailable",
                  "504": "Timeout"}
     return {status: ref(by_status[status], "responses") for status in statuses}
@@ -428,7 +434,8 @@ def operator_operations() -> dict[str, Any]:
             "security": BEARER, "parameters": dlq_place,
             "responses": {"200": {"description": "The record, re-driven.",
                                   "content": json_content(s.DeadLetterOut)},
-                          **errors("400", "404", "409", "422", *OPERATOR_ERRORS)}}},
+                          **errors("400", "404", "409", "422", *OPERATOR_ERRORS,
+                                   conflict="AlreadyRedriven")}}},
     }
 
 
