@@ -14,7 +14,9 @@ cluster query, which `ClusterFigures.refresh` runs.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -26,9 +28,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from app.db.pool import translate_errors
 from app.db.queries import Q
 from app.domain import events as e
+from app.domain.errors import Unavailable
 from app.domain.model import ErrorClass
+
+log = logging.getLogger("distribution.metrics")
 
 REGISTRY = CollectorRegistry()
 
@@ -134,21 +140,34 @@ REGISTRY.register(PROCESS)
 class ClusterFigures(Collector):
     """Figures of the whole cluster, read from PostgreSQL: the same on every worker. A
     scrape reads them again once they are `max_age` seconds old, so that scrapes from
-    several places do not each scan the items table."""
+    several places do not each scan the items table. When the database does not answer,
+    they are left out (`distribution_cluster_figures_up` 0) rather than shown stale, and
+    the worker's own figures are still served: an outage is when they matter most."""
 
     def __init__(self, max_age: float = 5.0) -> None:
         self.max_age = max_age
         self.read_at = float("-inf")
         self.figures: dict[str, Any] | None = None
 
-    async def refresh(self, pool: asyncpg.Pool) -> None:
-        if time.monotonic() - self.read_at < self.max_age:
-            return
-        row = await pool.fetchrow(Q["cluster_figures"])
+    async def refresh(self, pool: asyncpg.Pool, timeout: float = 2.0) -> bool:
+        """Whether the figures are the database's now (read within `max_age`)."""
+        if self.figures is not None and time.monotonic() - self.read_at < self.max_age:
+            return True
+        try:
+            async with translate_errors():
+                row = await asyncio.wait_for(pool.fetchrow(Q["cluster_figures"]), timeout)
+        except (Unavailable, asyncio.TimeoutError) as exc:
+            log.warning("cluster figures not read", extra={"error": repr(exc)})
+            self.figures = None
+            return False
         self.figures = dict(row)
         self.read_at = time.monotonic()
+        return True
 
     def collect(self) -> Iterable[Metric]:
+        yield _gauge("distribution_cluster_figures_up", "1 when the cluster's figures below "
+                     "were read from the database for this scrape, 0 when it did not answer.",
+                     [], [((), self.figures is not None)])
         if self.figures is None:
             return
         f = self.figures
@@ -159,7 +178,7 @@ class ClusterFigures(Collector):
                      (((p, s), n) for p, states in (f["platform_rows"] or {}).items()
                       for s, n in states.items()))
         yield _gauge("distribution_platform_outcomes_last_hour", "Platform outcomes recorded "
-                     "in the last hour (published, failed, retry, unknown).",
+                     "in the last hour (published, failed).",
                      ["platform", "outcome"],
                      (((p, o), n) for p, outcomes in (f["outcomes_last_hour"] or {}).items()
                       for o, n in outcomes.items()))

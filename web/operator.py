@@ -18,7 +18,7 @@ from app.channels import send
 from app.db.operator import Cursor, ItemFilter, item_timeline, redrives, search_items
 from app.db.read_model import item_json, read_item
 from app.dead_letters import DeadLetter
-from app.domain.errors import InvalidRequest, NotFound, RuleViolation
+from app.domain.errors import InvalidRequest, NotFound, RuleViolation, Unavailable
 from app.envelope import rfc3339
 from app.faust_app import app
 from app.redrive import dead_letter_at, latest_dead_letters, redrive
@@ -64,7 +64,8 @@ def instant(text: str | None) -> datetime | None:
 class Overview(ApiView):
     async def get(self, request: Request) -> Response:
         await operator(request)
-        await bounded(metrics.CLUSTER.refresh(app.pool))
+        if not await metrics.CLUSTER.refresh(app.pool, app.settings.request_timeout_seconds):
+            raise Unavailable("the database did not give the cluster's figures")
         return self.json(metrics.CLUSTER.overview())
 
 

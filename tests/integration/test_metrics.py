@@ -68,7 +68,8 @@ async def test_an_empty_cluster_reads_as_zeros(pool):
     figures = metrics.ClusterFigures(max_age=0)
     await figures.refresh(pool)
     got = cluster_samples(figures)
-    assert got == {("distribution_outbox_pending", ()): 0,
+    assert got == {("distribution_cluster_figures_up", ()): 1,
+                   ("distribution_outbox_pending", ()): 0,
                    ("distribution_outbox_oldest_pending_seconds", ()): 0,
                    ("distribution_oldest_overdue_seconds", ()): 0,
                    ("distribution_lateness_last_hour_seconds", (("quantile", "0.5"),)): 0,
@@ -115,3 +116,13 @@ def test_commands_attempts_lateness_and_deferrals_are_counted():
     assert sample("distribution_publishing_lateness_seconds_count", platform="tiktok") == late + 1
     assert b"distribution_publishing_lateness_seconds_bucket" in generate_latest(
         metrics.REGISTRY)
+
+
+async def test_a_database_that_does_not_answer_leaves_the_cluster_figures_out(pool):
+    figures = metrics.ClusterFigures(max_age=0)
+    assert await figures.refresh(pool)
+    assert cluster_samples(figures)[("distribution_cluster_figures_up", ())] == 1
+    await pool.close()  # the database is away for this pool
+    assert not await figures.refresh(pool, timeout=2)
+    assert cluster_samples(figures) == {("distribution_cluster_figures_up", ()): 0}
+    assert figures.overview()["items_by_status"] == {}
