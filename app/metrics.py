@@ -153,11 +153,17 @@ class ClusterFigures(Collector):
         """Whether the figures are the database's now (read within `max_age`)."""
         if self.figures is not None and time.monotonic() - self.read_at < self.max_age:
             return True
+        # not wait_for: cancelling a query on a paused server waits for the server
+        read = asyncio.ensure_future(_read_cluster(pool))
+        done, _ = await asyncio.wait({read}, timeout=timeout)
         try:
-            async with translate_errors():
-                row = await asyncio.wait_for(pool.fetchrow(Q["cluster_figures"]), timeout)
-        except (Unavailable, asyncio.TimeoutError) as exc:
-            log.warning("cluster figures not read", extra={"error": repr(exc)})
+            if not done:
+                read.cancel()
+                read.add_done_callback(lambda t: t.cancelled() or t.exception())  # collected
+                raise Unavailable(f"the database did not answer within {timeout:g} s")
+            row = read.result()
+        except Unavailable as exc:
+            log.warning("cluster figures not read", extra={"error": exc.message})
             self.figures = None
             return False
         self.figures = dict(row)
@@ -210,6 +216,11 @@ class ClusterFigures(Collector):
                 "outbox_oldest_pending_seconds": f.get("outbox_oldest_seconds"),
                 "oldest_overdue_item": f.get("oldest_overdue_item"),
                 "oldest_overdue_seconds": f.get("oldest_overdue_seconds")}
+
+
+async def _read_cluster(pool: asyncpg.Pool) -> asyncpg.Record:
+    async with translate_errors():
+        return await pool.fetchrow(Q["cluster_figures"])
 
 
 def _gauge(name: str, documentation: str, labels: Sequence[str],

@@ -23,7 +23,7 @@ from tests.clients import claim_all_and_wait
 from tests.factories import new_claimed_event, unique
 from fakes.gateway import Answer
 from tests.stack import open_stack
-from tests.support import eventually, token
+from tests.support import eventually, operator_token, token
 
 #: How long each backing service is kept away: the fault itself, not a wait for anything.
 DB_OUTAGE_SECONDS = 5.0
@@ -289,6 +289,15 @@ async def test_a_database_outage_answers_503_recovers_by_itself_and_loses_no_ack
             outage = asyncio.create_task(asyncio.sleep(DB_OUTAGE_SECONDS))
             readyz_down = await eventually(unready_meanwhile, timeout=DB_OUTAGE_SECONDS,
                                            interval=0.2, what="/readyz 503 during the outage")
+            # alive all the same (a restart would not bring the database back), and its own
+            # metrics still served, the cluster's left out
+            async with stack.session.get(f"{worker.url}/healthz") as answer:
+                healthz_during = (answer.status, await answer.json())
+            scrape_started = time.monotonic()
+            async with stack.session.get(f"{worker.url}/metrics", headers={
+                    "Authorization": f"Bearer {operator_token()}"}) as answer:
+                metrics_during = (answer.status, await answer.text())
+            scrape_seconds = time.monotonic() - scrape_started
             await outage  # the database stays away this long, load running
 
             restart_at = time.monotonic()
@@ -315,6 +324,11 @@ async def test_a_database_outage_answers_503_recovers_by_itself_and_loses_no_ack
             await asyncio.gather(*load)
 
         assert worker.process.poll() is None, "the worker must ride the outage out, not exit"
+        assert healthz_during == (200, {"status": "ok", "problems": []})
+        assert metrics_during[0] == 200 and scrape_seconds < ANSWER_BOUND_SECONDS
+        assert "distribution_cluster_figures_up 0.0" in metrics_during[1]
+        assert "distribution_items{" not in metrics_during[1]
+        assert 'distribution_commands_total{error=""' in metrics_during[1]
         assert readyz_down[1]["status"] == "unavailable" and readyz_down[1]["checks"]["broker"] == "ok"
         assert readyz_up[1] == {"status": "ready", "checks": {"database": "ok", "broker": "ok",
                                                           "commands": "ok"}}
