@@ -24,7 +24,7 @@ from aiohttp import web
 
 from app.db.queries import Q
 from app.embedded import Broker
-from fakes.loopback import LoopbackServer  # an aiohttp server on a loopback port, in a thread
+from app.loopback import LoopbackServer
 
 
 def broker_database_url(database_url: str) -> str:

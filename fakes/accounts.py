@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
 
-from .loopback import LoopbackServer
+from app.loopback import LoopbackServer
 
 ROUTE = "/api/v1/accounts/{influencer_id}/{platform}"
 

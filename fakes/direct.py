@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.loopback import LoopbackServer
+
 from .accounts import FakeAccounts
 from .instagram import FakeInstagram
-from .loopback import LoopbackServer
 from .media import FakeMediaServer
 from .platform_kit import FakePlatform
 from .snapchat import FakeSnapchat

@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .loopback import LoopbackServer
+from app.loopback import LoopbackServer
 
 PLATFORMS = ("tiktok", "instagram", "youtube", "snapchat")
 POSTS_ROUTE = "/v1/platforms/{platform}/posts"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .loopback import LoopbackServer
+from app.loopback import LoopbackServer
 
 ROUTE = "/api/v1/clips/{clip_id}/media"
 FILE_ROUTE = "/files/{clip_id}.mp4"

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .loopback import LoopbackServer
+from app.loopback import LoopbackServer
 
 HANG = "hang"
 HANG_AFTER = "hang_after"

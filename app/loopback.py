@@ -1,6 +1,6 @@
-"""What every fake neighbour shares: a real aiohttp server on a free loopback port, run in
-the test's own event loop (`async with`) or in a thread of its own (`with`, or
-`start_in_thread`) for a service in another process or a blocking test."""
+"""A real aiohttp server on a free loopback port, run in the caller's event loop (`async
+with`) or in a thread of its own (`with`, or `start_in_thread`): the development broker's
+object store (app/broker_storage.py) and every fake neighbour (fakes/) are one."""
 
 from __future__ import annotations
 
