@@ -54,7 +54,7 @@ async def test_watch_records_how_a_vital_loop_ended_unless_the_worker_is_stoppin
 
     @vitals.watch("stopped")
     async def stopped():
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # runs until cancelled
 
     with pytest.raises(RuntimeError):
         await crasher()
@@ -89,7 +89,7 @@ async def test_a_blocked_event_loop_is_seen_while_blocked_and_after(caplog):
         await asyncio.sleep(0.2)  # ticks on time
         assert watch.last_block is None
         with caplog.at_level(logging.ERROR, logger="distribution.liveness"):
-            time.sleep(1.0)  # a synchronous call holds the loop
+            time.sleep(1.0)  # the fault itself: a synchronous call holds the loop this long
 
             async def blocked_seen():
                 while watch.last_block is None:
