@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 
 import pytest
@@ -81,27 +82,54 @@ def test_a_beat_records_a_timers_round():
     assert loop.stalled_after == 60.0 and abs(loop.beat_at - time.monotonic()) < 1.0
 
 
-async def test_a_blocked_event_loop_is_seen_while_blocked_and_after(caplog):
+class Seen(logging.Handler):
+    """Sets `event` (from any thread) once a record with `message` is logged."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message, self.event, self.record = message, threading.Event(), None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == self.message:
+            self.record = record
+            self.event.set()
+
+
+async def until(condition, what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout} s")
+        await asyncio.sleep(0.01)
+
+
+async def test_a_blocked_event_loop_is_seen_while_blocked_and_after():
     watch = LoopWatch(max_block=0.3, tick=0.05)
     blocks_before = metrics.REGISTRY.get_sample_value("distribution_event_loop_blocks_total")
+    watchdog = Seen("event loop blocked now")
+    logger = logging.getLogger("distribution.liveness")
+    logger.addHandler(watchdog)
     ticker = asyncio.ensure_future(watch.run())
     try:
-        await asyncio.sleep(0.2)  # ticks on time
+        started = watch.last_tick
+        await until(lambda: watch.last_tick > started, "a tick")  # ticks on time
         assert watch.last_block is None
-        with caplog.at_level(logging.ERROR, logger="distribution.liveness"):
-            time.sleep(1.0)  # the fault itself: a synchronous call holds the loop this long
 
-            async def blocked_seen():
-                while watch.last_block is None:
-                    await asyncio.sleep(0.01)
-            await asyncio.wait_for(blocked_seen(), 5)
-        assert watch.last_block.seconds > 0.9
+        # the fault: a synchronous call holds the loop, here until the watchdog thread has
+        # seen it (with a deadline), while nothing on the loop can run
+        held_from = time.monotonic()
+        assert watchdog.event.wait(timeout=5), "the watchdog did not see the blocked loop"
+        held = time.monotonic() - held_from
+
+        await until(lambda: watch.last_block is not None, "the ticker seeing the block")
+        assert watch.last_block.seconds >= held - 0.1 > 0.3
         assert problems({}, watch.last_block, time.monotonic(), 0.3)[0].startswith(
-            "event loop blocked for 1.")
+            "event loop blocked for ")
         assert metrics.REGISTRY.get_sample_value(
             "distribution_event_loop_blocks_total") == blocks_before + 1
-        # the watchdog thread logged it while it lasted, with the stack holding the loop
-        [now_record] = [r for r in caplog.records if r.getMessage() == "event loop blocked now"]
-        assert "test_a_blocked_event_loop_is_seen_while_blocked_and_after" in now_record.stack
+        # logged while it lasted, with the stack holding the loop
+        assert "test_a_blocked_event_loop_is_seen_while_blocked_and_after" in \
+            watchdog.record.stack
     finally:
         ticker.cancel()
+        logger.removeHandler(watchdog)
