@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from faust.types import EventT
 
@@ -21,7 +23,7 @@ from app.faust_app import app
 from app.kafka import reply
 from app.topics import COMMANDS_DLQ
 from app.waiting import until_available
-from app.wire import Command, PingCommand, parse_command
+from app.wire import Command, PingCommand, command_message, parse_commands
 
 log = logging.getLogger("distribution.commands")
 
@@ -45,19 +47,23 @@ async def apply(commands: Sequence[Command]) -> list[Result]:
 
 async def apply_events(events: Sequence[EventT]) -> None:
     replies: dict[int, dict] = {}
-    commands: list[tuple[int, Command]] = []
+    commands: list[tuple[int, Command]] = []  # (its event, the command)
+    bundles: set[int] = set()  # the events that hold more than one command
     for n, event in enumerate(events):
         try:
-            command = parse_command(event.value)
+            parsed = parse_commands(event.value)
         except ValueError as exc:
             metrics.observe_command("unknown", "invalid")
             await dead_letter(send, COMMANDS_DLQ, event.message, "invalid_command", str(exc))
             replies[n] = handlers.error_reply(InvalidRequest(str(exc)))
             continue
-        if isinstance(command, PingCommand):
-            replies[n] = handlers.PONG
-        else:
-            commands.append((n, command))
+        if len(parsed) > 1:
+            bundles.add(n)
+        for command in parsed:
+            if isinstance(command, PingCommand):
+                replies[n] = handlers.PONG
+            else:
+                commands.append((n, command))
     by_partition: dict[int, list[tuple[int, Command]]] = {}
     for n, command in commands:
         by_partition.setdefault(events[n].message.partition, []).append((n, command))
@@ -66,12 +72,14 @@ async def apply_events(events: Sequence[EventT]) -> None:
     now = app.now()
     for (n, command), result in zip([nc for group in groups for nc in group],
                                     [r for rs in results for r in rs]):
+        # a bundle's asker (there is none: the service sends them) hears its last command
         record(command, result, now)
         if isinstance(result, Unavailable):
             replies[n] = handlers.error_reply(result)
         elif isinstance(result, Exception):  # a bug must not stop the partition, nor lose it
-            await dead_letter(send, COMMANDS_DLQ, events[n].message, "command_failed",
-                              repr(result))
+            failed = (CommandRecord.alone(events[n].message, command) if n in bundles
+                      else events[n].message)
+            await dead_letter(send, COMMANDS_DLQ, failed, "command_failed", repr(result))
             replies[n] = handlers.error_reply(Unavailable("the command could not be applied"))
         else:
             replies[n] = result.reply
@@ -81,6 +89,23 @@ async def apply_events(events: Sequence[EventT]) -> None:
                 app.relay_wakeup.set()
     for n, event in enumerate(events):
         await reply(app, event, replies[n])
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """One command of a bundle, as the dead-letter topic keeps it: where the bundle was,
+    and the command alone keyed by its item (re-driven, it goes alone)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+
+    @classmethod
+    def alone(cls, bundle: Any, command: Command) -> CommandRecord:
+        message = command_message(command)
+        return cls(bundle.topic, bundle.partition, bundle.offset, message.key, message.value)
 
 
 def record(command: Command, result: Result, now) -> None:

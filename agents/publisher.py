@@ -11,7 +11,8 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from app.channels import send
+from app.batches import GatheredSend
+from app.channels import send_bundled
 from app.db.queue import PlatformAttempt, lease_platform_attempts
 from app.faust_app import app
 from app import metrics
@@ -25,6 +26,9 @@ log = logging.getLogger("distribution.publisher")
 #: The loop does not wait for them: a slow or hanging platform must not hold back other
 #: platforms' attempts that fall due meanwhile.
 in_flight: set[asyncio.Task] = set()
+#: The calls' answers, sent together: those given while a send is under way make the next
+#: one, bundled by partition.
+send_answers = GatheredSend(send_bundled)
 
 
 class Calls:
@@ -42,7 +46,8 @@ def free_place() -> None:
 
 async def publish_one(attempt: PlatformAttempt) -> None:
     try:
-        await publish_attempt(attempt, app.gateway, app.media, send, answered=free_place)
+        await publish_attempt(attempt, app.gateway, app.media, send_answers,
+                              answered=free_place)
     except Exception:
         # The lease runs out and another attempt is made with the same key.
         log.exception("publishing attempt not completed", extra={
@@ -79,3 +84,4 @@ async def publisher() -> None:
         # Stopping: calls cut short are taken again after their lease, with the same key.
         for task in list(in_flight):
             task.cancel()
+        send_answers.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from app.channels import send
+from app.channels import send_bundled
 from app.domain.errors import Unavailable
 from app.faust_app import app
 from app.scheduling import enqueue_due_items
@@ -20,7 +20,7 @@ async def scheduler() -> None:
     try:
         while True:
             app.vitals.beat("scheduler", stalled_after=max(20 * s.scheduler_interval_seconds, 60))
-            if await enqueue_due_items(app.pool, s, send, app.now()) < s.scheduler_batch_size:
+            if await enqueue_due_items(app.pool, s, send_bundled, app.now()) < s.scheduler_batch_size:
                 break  # less than a full batch: nothing more is due now
     except Unavailable as exc:
         log.warning("scheduler waiting for the database", extra={"error": exc.message})

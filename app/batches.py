@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TypeVar
+
+from app.topics import Message, Send
 
 T = TypeVar("T")
 
@@ -68,3 +70,53 @@ def transactions(partitions: list[list[T]], size: int) -> list[list[T]]:
             packed.append([])
         packed[-1].extend(commands)
     return packed
+
+
+class GatheredSend:
+    """One `Send` shared by many tasks: what they send while a send is under way goes out
+    together in the next one (group commit), so that the publisher's answers, each sent by
+    its own call's task, make a few records (bundled: app/wire.py) instead of one each.
+    Each caller returns once the broker has its messages, or gets the send's exception."""
+
+    def __init__(self, send: Send, max_messages: int = 1000) -> None:
+        self._send = send
+        self._max = max_messages
+        self._pending: collections.deque[tuple[Sequence[Message], asyncio.Future]] = (
+            collections.deque())
+        self._sender: asyncio.Task | None = None
+
+    async def __call__(self, messages: Sequence[Message]) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((messages, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_pending())
+        await done
+
+    async def _send_pending(self) -> None:
+        while self._pending:
+            batch = [self._pending.popleft()]
+            size = len(batch[0][0])
+            while self._pending and size + len(self._pending[0][0]) <= self._max:
+                size += len(self._pending[0][0])
+                batch.append(self._pending.popleft())
+            try:
+                await self._send([m for messages, _ in batch for m in messages])
+            except asyncio.CancelledError:
+                for _, done in batch:
+                    done.cancel()
+                raise
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    def close(self) -> None:
+        """Stops sending; callers still waiting are cancelled (their answers were not sent)."""
+        if self._sender is not None:
+            self._sender.cancel()
+        while self._pending:
+            self._pending.popleft()[1].cancel()

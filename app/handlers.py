@@ -114,8 +114,9 @@ async def _handle_batch(pool: asyncpg.Pool, commands: Sequence[Command], now: da
             results = []
             for command in commands:
                 try:
-                    async with uow.savepoint():
-                        results.extend(await apply_together(uow, [command], now, policy))
+                    async with uow.savepoint():  # its writes are flushed on the way out
+                        applied = await apply_together(uow, [command], now, policy)
+                    results.extend(applied)  # only once they were kept: one result each
                 except (Unavailable, asyncpg.DeadlockDetectedError, *CONNECTION_ERRORS):
                     raise
                 except Exception as exc:

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from app import handlers
 from app.domain.rules import Policy
 from app.topics import CLAIMED, COMMANDS
-from app.wire import PingCommand, parse_claim, parse_command
+from app.wire import PingCommand, parse_claim, parse_commands
 
 log = logging.getLogger("distribution.replay")
 
@@ -116,15 +116,14 @@ async def replay(pool: asyncpg.Pool, bootstrap: str, policy: Policy,
                     await flush_claims()
             else:
                 await flush_claims()  # an item's claim comes before its commands
-                command = parse_command(record.value)
-                if isinstance(command, PingCommand):  # a readiness probe, nothing to apply
-                    progress(1)
-                    continue
-                applied = await handlers.handle(pool, command, command.issued_at, policy)
-                if applied.repeated:
-                    report.commands_repeated += 1
-                else:
-                    report.commands_applied += 1
+                for command in parse_commands(record.value):  # one, or a bundle's
+                    if isinstance(command, PingCommand):  # a readiness probe: nothing to do
+                        continue
+                    applied = await handlers.handle(pool, command, command.issued_at, policy)
+                    if applied.repeated:
+                        report.commands_repeated += 1
+                    else:
+                        report.commands_applied += 1
         except ValueError as exc:  # what the live agents dead-lettered
             report.skipped += 1
             if len(report.skipped_reasons) < 20:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, get_args
 
@@ -277,6 +277,55 @@ async def send_commands(send: Send, commands: Sequence[CommandBase]) -> None:
     await send([command_message(command) for command in commands])
 
 
+# A bundle: the service's own commands for items of one partition (the scheduler's due
+# items, the publisher's answers) as one record, keyed by its first item's id so that it
+# lands where each of its commands would have. One produce and one record to consume instead
+# of one per command; each is still applied as if sent alone (its own id, its item's order).
+
+
+class CommandBundle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["bundle"]
+    commands: list[Command] = Field(min_length=1)
+
+
+_BUNDLE_HEAD, _BUNDLE_TAIL = b'{"kind":"bundle","commands":[', b"]}"
+#: Commands a bundle holds at most (a record of ~100 KB, well under the broker's limit).
+BUNDLE_SIZE = 200
+
+#: The partition of the commands topic a key goes to; None when not known (yet).
+PartitionOf = Callable[[bytes], int | None]
+
+
+def bundled(messages: Sequence[Message], partition_of: PartitionOf) -> list[Message]:
+    """The commands among `messages` bundled by partition, each bundle's in their order;
+    the other messages, and commands whose partition is not known, as they are."""
+    out: list[Message] = []
+    by_partition: dict[int, list[Message]] = {}
+    for message in messages:
+        partition = (partition_of(message.key)
+                     if message.topic == COMMANDS and message.key is not None else None)
+        if partition is None:
+            out.append(message)
+        else:
+            by_partition.setdefault(partition, []).append(message)
+    for group in by_partition.values():
+        for start in range(0, len(group), BUNDLE_SIZE):
+            part = group[start:start + BUNDLE_SIZE]
+            out.append(part[0] if len(part) == 1 else Message(
+                COMMANDS, part[0].key,
+                _BUNDLE_HEAD + b",".join(m.value for m in part) + _BUNDLE_TAIL))
+    return out
+
+
+def bundling(send: Send, partition_of: PartitionOf) -> Send:
+    """`send`, with the commands of each call bundled by partition."""
+    async def send_bundled(messages: Sequence[Message]) -> None:
+        await send(bundled(messages, partition_of))
+    return send_bundled
+
+
 def _problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
                      for e in exc.errors()[:10])
@@ -306,8 +355,20 @@ def parse_claim(value: bytes) -> ClaimData:
 
 def parse_command(value: bytes) -> Command:
     """A command off the topic; ValueError says why it can never be processed."""
-    data = _load(value)
+    [command] = _commands(_load(value), bundles=False)
+    return command
+
+
+def parse_commands(value: bytes) -> list[Command]:
+    """The commands of a record off the topic (one, or a bundle's); ValueError says why it
+    can never be processed."""
+    return _commands(_load(value), bundles=True)
+
+
+def _commands(data: Any, bundles: bool) -> list[Command]:
     try:
-        return _COMMAND.validate_python(data)
+        if bundles and isinstance(data, dict) and data.get("kind") == "bundle":
+            return CommandBundle.model_validate(data).commands
+        return [_COMMAND.validate_python(data)]
     except ValidationError as exc:
         raise ValueError(f"invalid command: {_problems(exc)}") from None

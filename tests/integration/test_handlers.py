@@ -728,6 +728,26 @@ async def test_a_command_that_fails_in_a_batch_is_undone_alone(pool, monkeypatch
     assert recorded == 0  # not remembered as applied: a redelivery applies it
 
 
+async def test_a_command_the_database_refuses_in_a_batch_gets_one_result_in_its_place(pool):
+    """Refused when its writes are flushed (text PostgreSQL cannot store), not while it is
+    decided: still one result per command, in order, so that the agent answers and
+    dead-letters the right one."""
+    now = utcnow()
+    items = [await claim(pool, now) for _ in range(3)]
+    nul_caption = {"platforms": ["tiktok"], "scheduled_at": (now + timedelta(days=2)).isoformat(),
+                   "caption": {"text": "hello\u0000world"}}
+    batch = [command(items[0], "add-overlay", OVERLAY), command(items[1], "schedule", nul_caption),
+             command(items[2], "add-overlay", OVERLAY)]
+    results = await handlers.handle_batch(pool, batch, now, POLICY)
+    assert [type(r).__name__ for r in results] == [
+        "Applied", "CharacterNotInRepertoireError", "Applied"]
+    statuses = await pool.fetch("SELECT id, status, version FROM distribution_items "
+                                "WHERE id = ANY($1::text[])", [i.claim_id for i in items])
+    assert {r["id"]: (r["status"], r["version"]) for r in statuses} == {
+        items[0].claim_id: ("claimed", 2), items[1].claim_id: ("claimed", 1),
+        items[2].claim_id: ("claimed", 2)}
+
+
 async def test_a_batch_that_loses_a_deadlock_is_applied_again_whole(pool, monkeypatch):
     now = utcnow()
     items = [await claim(pool, now) for _ in range(2)]

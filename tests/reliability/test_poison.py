@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -256,6 +257,57 @@ async def test_poison_commands_go_to_the_dlq_and_the_item_still_answers_commands
 
     record_figures(events=len(poisons) + answered, faults=len(poisons), lost=lost,
                    doubled=doubled, answered=answered, seconds=round(time.monotonic() - started, 1))
+
+
+async def test_a_command_that_fails_in_a_bundle_is_dead_lettered_alone(stack, record_figures):
+    """A bundle (the service's own commands for one partition, in one record) whose middle
+    command the database refuses: its neighbours are applied, and the DLQ keeps that
+    command alone, keyed by its item, so that a re-drive sends it and nothing else."""
+    started = time.monotonic()
+    worker = await stack.started_worker()
+    api = stack.api(worker)
+    claimed = [await claim_and_wait(stack.topics, api) for _ in range(3)]
+
+    def command(item_id: str, influencer: str, kind: str, payload: dict) -> dict:
+        return {"command_id": f"bundled:{uuid.uuid4()}", "kind": kind, "item_id": item_id,
+                "actor": influencer, "payload": payload}
+
+    (first, first_owner, first_item), (broken, broken_owner, _), (last, last_owner, last_item) \
+        = claimed
+    in_two_days = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+    nul_caption = {"platforms": ["tiktok"], "scheduled_at": in_two_days,
+                   "caption": {"text": "hello\u0000world"}}  # text PostgreSQL cannot store
+    commands = [command(first, first_owner, "add-overlay", OVERLAY_PAYLOAD),
+                command(broken, broken_owner, "schedule", nul_caption),
+                command(last, last_owner, "add-overlay", OVERLAY_PAYLOAD)]
+    producer = await raw_producer(stack)
+    dlq = await TopicReader(stack.broker.bootstrap, "distribution.commands.dlq").start()
+    try:
+        await producer.send_and_wait(COMMANDS, json.dumps(
+            {"kind": "bundle", "commands": commands}).encode(), key=first.encode())
+        [record] = await dlq.wait_for(broken)
+        assert record["reason"] == "command_failed" and record["topic"] == COMMANDS
+        assert json.loads(record["value"])["command_id"] == commands[1]["command_id"]
+        assert record["value_bytes"] == len(record["value"].encode())  # whole: re-drivable
+        for item_id, owner, item in ((first, first_owner, first_item),
+                                     (last, last_owner, last_item)):
+            # the DLQ record is sent once the bundle's batch is committed
+            code, now = await api.get(item_id, owner)
+            assert code == 200 and now["version"] == item["version"] + 1, now
+            assert now["overlays"] == [OVERLAY_PAYLOAD]
+        status = await stack.pool.fetchval(
+            "SELECT status FROM distribution_items WHERE id = $1", broken)
+        assert status == "claimed"  # nothing of the failed command was kept
+        await dlq.poll(300)
+        assert set(dlq.by_key) == {broken}  # its neighbours are not in the DLQ
+    finally:
+        await dlq.stop()
+        await producer.stop()
+    record_figures(events=3, faults=1, lost=0, doubled=0,
+                   seconds=round(time.monotonic() - started, 1))
+
+
+OVERLAY_PAYLOAD = {"type": "intro", "duration_seconds": 2.0}
 
 
 async def _nth(reader: TopicReader, key: str, n: int):
