@@ -20,7 +20,8 @@ async def scheduler() -> None:
     try:
         while True:
             app.vitals.beat("scheduler", stalled_after=max(20 * s.scheduler_interval_seconds, 60))
-            if await enqueue_due_items(app.pool, s, send_bundled, app.now()) < s.scheduler_batch_size:
+            taken = await enqueue_due_items(app.pool, s, send_bundled, app.now())
+            if taken < s.scheduler_batch_size:
                 break  # less than a full batch: nothing more is due now
     except Unavailable as exc:
         log.warning("scheduler waiting for the database", extra={"error": exc.message})
