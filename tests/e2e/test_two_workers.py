@@ -35,9 +35,9 @@ async def test_two_workers_publish_each_due_item_once_per_platform_and_serve_any
                                        [new_claimed_event(influencer) for _ in range(ITEMS)])
     ids = [c.item_id for c in claimed]
 
-    when = (datetime.now(timezone.utc) + timedelta(seconds=4)).isoformat()
-    # at once, so that the last one is asked before the 2 s lead is gone; alternate workers:
-    # each serves any item
+    when = (datetime.now(timezone.utc) + timedelta(seconds=6)).isoformat()
+    # at once, so that the last one is applied before the 2 s lead is gone (4 s for all of
+    # them on a loaded machine); alternate workers: each serves any item
     answers = await asyncio.gather(*(
         apis[i % 2].post(item_id, "schedule", influencer,
                          {"platforms": ["tiktok", "instagram"], "scheduled_at": when})
