@@ -23,7 +23,9 @@ from app.faust_app import app
 from app.kafka import reply
 from app.topics import COMMANDS_DLQ
 from app.waiting import until_available
-from app.wire import Command, PingCommand, command_message, parse_commands
+from app.publishing import unrecorded_answer
+from app.wire import (Command, PingCommand, PlatformResultCommand, command_message,
+                      parse_commands)
 
 log = logging.getLogger("distribution.commands")
 
@@ -49,6 +51,7 @@ async def apply_events(events: Sequence[EventT]) -> None:
     replies: dict[int, dict] = {}
     commands: list[tuple[int, Command]] = []  # (its event, the command)
     bundles: set[int] = set()  # the events that hold more than one command
+    unrecorded: list[PlatformResultCommand] = []  # for platform answers that failed
     for n, event in enumerate(events):
         try:
             parsed = parse_commands(event.value)
@@ -81,14 +84,41 @@ async def apply_events(events: Sequence[EventT]) -> None:
                       else events[n].message)
             await dead_letter(send, COMMANDS_DLQ, failed, "command_failed", repr(result))
             replies[n] = handlers.error_reply(Unavailable("the command could not be applied"))
+            if isinstance(command, PlatformResultCommand):
+                unrecorded.append(unrecorded_answer(command, result))
         else:
             replies[n] = result.reply
-            if result.publishing_started:
-                app.publisher_wakeup.set()
-            if result.outbox_written:
-                app.relay_wakeup.set()
+            wake_up(result)
+    if unrecorded:
+        await apply_unrecorded(unrecorded)
     for n, event in enumerate(events):
         await reply(app, event, replies[n])
+
+
+def wake_up(result: handlers.Applied) -> None:
+    if result.publishing_started:
+        app.publisher_wakeup.set()
+    if result.outbox_written:
+        app.relay_wakeup.set()
+
+
+async def apply_unrecorded(answers: list[PlatformResultCommand]) -> None:
+    """Platforms whose answers could not be recorded, left `unknown` for an operator
+    (app/publishing.py); if even that fails, the lease runs out and they are tried again."""
+    now = app.now()
+    for answer, result in zip(answers, await apply(answers)):
+        record(answer, result, now)
+        if isinstance(result, Exception):
+            log.error("a platform's answer could not be recorded, nor its platform left "
+                      "unknown: tried again when its lease runs out", extra={
+                          "item_id": answer.item_id, "platform": answer.payload.platform,
+                          "error": repr(result)})
+        else:
+            log.warning("a platform's answer could not be recorded: the platform is left "
+                        "unknown for an operator", extra={
+                            "item_id": answer.item_id, "platform": answer.payload.platform,
+                            "command_id": answer.command_id})
+            wake_up(result)
 
 
 @dataclass(frozen=True)

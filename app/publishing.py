@@ -15,7 +15,7 @@ from collections.abc import Callable
 from app import metrics
 from app.db.queue import PlatformAttempt
 from app.domain.errors import NotFound, Unavailable
-from app.domain.model import ErrorClass
+from app.domain.model import ErrorClass, Outcome
 from app.neighbours import MediaLocator
 from app.platforms.direct import LeaseLost
 from app.platforms.gateway import (PlatformGateway, PostRequest, PublishOutcome, failure,
@@ -49,6 +49,24 @@ def platform_result_command(attempt: PlatformAttempt,
             reason_code=outcome.reason_code, post_id=outcome.post_id, post_url=outcome.post_url,
             error=outcome.error, retry_after=outcome.retry_after, jitter=random.random(),
             attempt=attempt.attempts))
+
+
+def unrecorded_answer(answer: PlatformResultCommand, error: Exception) -> PlatformResultCommand:
+    """What stands in for a platform's answer that could not be recorded (its command failed
+    in the handler: a bug, a constraint; dead-lettered): the platform left `unknown`, for an
+    operator to settle, rather than leased, called and failed again at every lease. The
+    error names what the platform said without repeating its text (which may be what
+    failed)."""
+    said = answer.payload
+    return answer.model_copy(update={
+        "command_id": f"{answer.command_id}:unrecorded",
+        "payload": said.model_copy(update={
+            "outcome": Outcome.UNKNOWN, "error_class": None,
+            "reason_code": "answer_not_recorded", "post_url": None, "retry_after": None,
+            "post_id": None,
+            "error": (f"the platform's answer ({said.outcome.value}"
+                      + (f", post id {said.post_id!r}" if said.post_id else "")
+                      + f") could not be recorded: {type(error).__name__}")[:500]})})
 
 
 def _nothing() -> None:

@@ -205,3 +205,32 @@ async def test_a_schedule_past_the_accounts_daily_youtube_limit_is_a_409_naming_
     code, item = await api.post(claimed[2].item_id, "schedule", influencer,
                                 {**body, "scheduled_at": details["earliest"]})
     assert code == 200, item
+
+
+async def test_a_platform_answer_that_cannot_be_recorded_leaves_the_platform_unknown_once(
+        api, topics, pool, fake_platforms):
+    """The platform's refusal carries text PostgreSQL cannot store, so its answer fails in
+    the handler (dead-lettered): the platform is left `unknown` for an operator at once,
+    not leased and called again at every lease."""
+    item_id, influencer, _ = await claim_and_wait(topics, api)
+    fake_platforms.script("snapchat", Answer.status(400, message="caption\u0000rejected"))
+    code, _ = await api.post(item_id, "publish-multi", influencer,
+                             {"platforms": ["tiktok", "snapchat"]})
+    assert code == 202
+
+    async def unknown_row():
+        return await pool.fetchrow(
+            "SELECT status, reason_code, last_error, next_attempt_at "
+            "FROM distribution_platform_status WHERE item_id = $1 AND platform = 'snapchat' "
+            "AND status = 'unknown'", item_id)
+    row = await eventually(unknown_row, timeout=30, what="snapchat left unknown")
+    assert row["reason_code"] == "answer_not_recorded" and row["next_attempt_at"] is None
+    assert "could not be recorded: CharacterNotInRepertoireError" in row["last_error"]
+    assert "rejected" in row["last_error"]  # what the platform answered, by its outcome
+    unknown_event = await eventually(lambda: pool.fetchval(
+        "SELECT envelope FROM distribution_outbox WHERE partition_key = $1 "
+        "AND topic = 'distribution.unknown'", item_id), timeout=30, what="the unknown event")
+    assert unknown_event["data"]["platform"] == "snapchat"
+    assert len(fake_platforms.calls_for(item_id, "snapchat")) == 1  # called once, not again
+    code, item = await api.get(item_id, influencer)
+    assert code == 200 and item["status"] == "publishing"  # until an operator settles it
