@@ -242,10 +242,14 @@ class PublishMultiBody(Body):
 class ResolveBody(Body):
     """What an operator found on the platform for a platform whose outcome is unknown."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"outcome": "published", "post_id": "7301234567890123456",
-         "post_url": "https://www.tiktok.com/@creator/video/7301234567890123456"},
-        {"outcome": "not_published"}]})
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [
+            {"outcome": "published", "post_id": "7301234567890123456",
+             "post_url": "https://www.tiktok.com/@creator/video/7301234567890123456"},
+            {"outcome": "not_published"}],
+        # published needs the post's id (the service answers 400 without it)
+        "if": {"properties": {"outcome": {"const": "published"}}, "required": ["outcome"]},
+        "then": {"required": ["post_id"], "properties": {"post_id": {"type": "string"}}}})
 
     outcome: Literal["published", "not_published"] = Field(
         description="`published`: the post exists (give its id); `not_published`: it does "
