@@ -18,8 +18,8 @@ from app.domain.errors import NotFound, Unavailable
 from app.domain.model import ErrorClass, Outcome
 from app.neighbours import MediaLocator
 from app.platforms.direct import LeaseLost
-from app.platforms.gateway import (PlatformGateway, PostRequest, PublishOutcome, failure,
-                                   idempotency_key)
+from app.platforms.gateway import (MAX_MESSAGE_CHARS, PlatformGateway, PostRequest,
+                                   PublishOutcome, failure, idempotency_key)
 from app.topics import Send
 from app.wire import PlatformResultCommand, PlatformResultPayload, send_commands
 
@@ -66,7 +66,7 @@ def unrecorded_answer(answer: PlatformResultCommand, error: Exception) -> Platfo
             "post_id": None,
             "error": (f"the platform's answer ({said.outcome.value}"
                       + (f", post id {said.post_id!r}" if said.post_id else "")
-                      + f") could not be recorded: {type(error).__name__}")[:500]})})
+                      + f") could not be recorded: {type(error).__name__}")[:MAX_MESSAGE_CHARS]})})
 
 
 def _nothing() -> None:

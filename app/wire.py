@@ -353,21 +353,12 @@ def parse_claim(value: bytes) -> ClaimData:
         raise ValueError(f"invalid claimed event: {_problems(exc)}") from None
 
 
-def parse_command(value: bytes) -> Command:
-    """A command off the topic; ValueError says why it can never be processed."""
-    [command] = _commands(_load(value), bundles=False)
-    return command
-
-
 def parse_commands(value: bytes) -> list[Command]:
     """The commands of a record off the topic (one, or a bundle's); ValueError says why it
     can never be processed."""
-    return _commands(_load(value), bundles=True)
-
-
-def _commands(data: Any, bundles: bool) -> list[Command]:
+    data = _load(value)
     try:
-        if bundles and isinstance(data, dict) and data.get("kind") == "bundle":
+        if isinstance(data, dict) and data.get("kind") == "bundle":
             return CommandBundle.model_validate(data).commands
         return [_COMMAND.validate_python(data)]
     except ValidationError as exc:

@@ -20,7 +20,7 @@ from app.neighbours import MediaLocator
 from app.platforms.direct_gateway import DirectGateway
 from app.publishing import publish_attempt
 from app.topics import ACCOUNTS, COMMANDS, NEEDS_RECONNECT, RECONNECTED
-from app.wire import make_command, parse_command
+from app.wire import make_command, parse_commands
 from fakes.direct import DirectFakes
 from tests.factories import claim_data, unique
 from tests.support import SentMessages, event_schema_errors
@@ -76,7 +76,8 @@ async def attempt_and_apply(pool, publisher, attempts, now: datetime) -> list[di
     items = []
     for message in send.messages:
         assert message.topic == COMMANDS
-        reply = (await handlers.handle(pool, parse_command(message.value), now, POLICY)).reply
+        [command] = parse_commands(message.value)
+        reply = (await handlers.handle(pool, command, now, POLICY)).reply
         assert reply["ok"], reply
         items.append(reply["item"])
     return items

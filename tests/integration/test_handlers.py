@@ -17,7 +17,7 @@ import pytest
 from app import handlers
 from app.domain.rules import Policy
 from app.envelope import rfc3339
-from app.wire import ClaimData, Command, make_command, parse_command
+from app.wire import ClaimData, Command, make_command, parse_commands
 from tests.factories import claim, claim_data, unique
 
 POLICY = Policy(min_schedule_lead=timedelta(seconds=0))
@@ -527,7 +527,7 @@ async def test_payloads_the_domain_cannot_read_are_refused_as_invalid_requests(p
 def test_a_payload_that_does_not_fit_its_kind_never_reaches_a_handler(kind, payload):
     raw = json.dumps({"command_id": "c", "item_id": "i", "kind": kind, "payload": payload})
     with pytest.raises(ValueError, match="invalid command"):
-        parse_command(raw.encode())
+        parse_commands(raw.encode())
 
 
 async def test_well_formed_payloads_a_rule_refuses_are_refused_as_rule_violations(pool):

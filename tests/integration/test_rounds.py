@@ -20,7 +20,7 @@ from app.publishing import publish_attempt
 from app.scheduling import enqueue_due_items
 from app.settings import Settings
 from app.topics import COMMANDS, FAILED, PUBLISHED, Message
-from app.wire import ClaimData, make_command, parse_command
+from app.wire import ClaimData, make_command, parse_commands
 from tests.factories import claim, unique
 from fakes.media import FakeMediaServer
 from tests.support import SentMessages
@@ -50,7 +50,7 @@ async def apply_sent(pool, messages: list[Message], now: datetime) -> list[dict]
     replies = []
     for m in messages:
         assert m.topic == COMMANDS
-        command = parse_command(m.value)
+        [command] = parse_commands(m.value)  # sent alone: no bundling here
         assert m.key == command.item_id.encode()  # the item's partition orders its commands
         replies.append((await handlers.handle(pool, command, now, POLICY)).reply)
     return replies
@@ -113,7 +113,7 @@ async def test_a_publishing_attempt_sends_the_platforms_answer_which_settles_the
         await media.close()
 
     assert answered == [0, 1]
-    commands = [parse_command(m.value) for m in send.messages]
+    commands = [c for m in send.messages for c in parse_commands(m.value)]
     assert {c.kind for c in commands} == {"platform-result"}
     assert {c.payload.platform: c.payload.outcome.value for c in commands} == {
         "tiktok": "published", "snapchat": "rejected"}

@@ -20,6 +20,7 @@ from tests.support import eventually, token
 
 MAX_DLQ_VALUE = 64 * 1024  # the DLQ keeps the first 64 KiB of a value (and its size)
 MB = 1024 * 1024  # a mebibyte: more than a consumer fetches from a partition by default
+OVERLAY_PAYLOAD = {"type": "intro", "duration_seconds": 2.0}
 
 
 class TopicReader:
@@ -305,9 +306,6 @@ async def test_a_command_that_fails_in_a_bundle_is_dead_lettered_alone(stack, re
         await producer.stop()
     record_figures(events=3, faults=1, lost=0, doubled=0,
                    seconds=round(time.monotonic() - started, 1))
-
-
-OVERLAY_PAYLOAD = {"type": "intro", "duration_seconds": 2.0}
 
 
 async def _nth(reader: TopicReader, key: str, n: int):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from app.topics import COMMANDS, Message
 from app.wire import (BUNDLE_SIZE, PublishDueCommand, PublishDuePayload, bundled,
-                      command_message, parse_command, parse_commands)
+                      command_message, parse_commands)
 
 DUE = datetime(2026, 11, 30, 9, tzinfo=timezone.utc)
 
@@ -48,7 +48,7 @@ def test_a_lone_command_other_topics_and_unknown_partitions_go_as_they_are():
     unknown = [command_message(due("item-4")), command_message(due("item-7"))]
     assert set(bundled([lone, other], partition_of)) == {lone, other}
     assert bundled(unknown, lambda key: None) == unknown
-    assert parse_command(lone.value).command_id == "due:item-1"
+    assert [c.command_id for c in parse_commands(lone.value)] == ["due:item-1"]
 
 
 def test_a_bundle_holds_at_most_its_size():
@@ -68,8 +68,8 @@ def test_a_bundle_that_cannot_be_read_is_refused_whole(value, error):
         parse_commands(value)
 
 
-def test_a_bundle_is_not_a_command_where_one_command_is_expected():
-    [record] = bundled([command_message(due("item-1")), command_message(due("item-4"))],
-                       partition_of)
+def test_a_bundle_inside_a_bundle_is_refused():
+    [inner] = bundled([command_message(due("item-1")), command_message(due("item-4"))],
+                      partition_of)
     with pytest.raises(ValueError, match="invalid command"):
-        parse_command(record.value)
+        parse_commands(b'{"kind":"bundle","commands":[' + inner.value + b"]}")
