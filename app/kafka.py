@@ -164,9 +164,13 @@ class ReplyConsumer(replies.ReplyConsumer):
 
     async def _drain_replies(self, channel) -> None:
         async for reply in channel.stream():
-            for promise in list(self._waiting.pop(reply.correlation_id, ())):
-                if not promise.done():
-                    promise.fulfill(reply.correlation_id, maybe_model(reply.value))
+            self.answer(reply.correlation_id, maybe_model(reply.value))
+
+    def answer(self, correlation_id: str, value: object) -> None:
+        """Fulfil the asks waiting for this correlation id; a later copy finds none."""
+        for promise in list(self._waiting.pop(correlation_id, ())):
+            if not promise.done():
+                promise.fulfill(correlation_id, value)
 
 
 def reply_address(event: EventT) -> tuple[str, str] | None:
@@ -181,10 +185,16 @@ def reply_address(event: EventT) -> tuple[str, str] | None:
 
 async def reply(app: AppT, event: EventT, value: object) -> None:
     """Answer the asker of one event of a batch (Faust answers only what an agent yields,
-    one value per event: a batch is answered here, event by event)."""
+    one value per event: a batch is answered here, event by event). An asker in this
+    process (a view of this worker, whose item's partition it owns) is answered at once,
+    not through the broker and back: half the round trip of a command."""
     address = reply_address(event)
-    if address is not None:
-        reply_to, correlation_id = address
+    if address is None:
+        return
+    reply_to, correlation_id = address
+    if reply_to == app.conf.reply_to:
+        app._reply_consumer.answer(correlation_id, value)  # type: ignore[attr-defined]
+    else:
         await app.send(reply_to, key=None, value=ReqRepResponse(
             key=event.key, value=value, correlation_id=correlation_id))
 

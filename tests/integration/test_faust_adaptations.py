@@ -15,8 +15,11 @@ from pathlib import Path
 
 import faust
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from faust.agents import replies
 from faust.agents.models import ReqRepResponse
+from faust.events import Event
+from faust.types import Message
 from faust.transport import consumer as transport_consumer
 from faust.transport.drivers import aiokafka as driver
 
@@ -234,6 +237,31 @@ async def test_a_repeated_reply_is_dropped_and_the_waiting_ask_gets_its_reply_on
     assert barrier.done()
     assert [tuple(r) async for r in barrier.iterate()] == [("part-a", {"n": 1}),
                                                            ("part-b", {"n": 3})]
+
+
+async def test_an_asker_in_this_process_is_answered_at_once_and_another_through_its_topic(
+        reply_consumer):
+    """The command agent answers a view of its own worker in place: the ask is fulfilled
+    before `reply` returns, without the broker (this app's points nowhere). An asker of
+    another worker is answered through its reply topic (end to end:
+    tests/e2e/test_two_workers.py sends commands to both workers' partitions)."""
+    app = reply_consumer.app
+    app.conf.reply_to = REPLY_TO  # this process's reply topic
+    app.__dict__["_reply_consumer"] = reply_consumer.consumer
+
+    def asked(reply_to: str, correlation_id: str) -> faust.types.EventT:
+        message = Message("distribution.commands", 0, 7, 0.0, 0, None, b"item-1", b"{}", None)
+        headers = {"Faust-Ag-ReplyTo": reply_to.encode(),
+                   "Faust-Ag-CorrelationId": correlation_id.encode()}
+        return Event(app, b"item-1", b"{}", headers, message)
+
+    here = await reply_consumer.ask("ask-here")
+    await kafka.reply(app, asked(REPLY_TO, "ask-here"), {"ok": True, "n": 1})
+    assert here.done() and here.result() == {"ok": True, "n": 1}
+    assert not reply_consumer.consumer._waiting
+
+    with pytest.raises(KafkaConnectionError):  # sent to the broker, which is not there
+        await kafka.reply(app, asked("another-workers-replies", "ask-there"), {"ok": True})
 
 
 async def test_a_hand_over_that_needs_no_wait_completes_in_the_callers_task():
