@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from app import metrics
@@ -31,8 +31,8 @@ BATCH_SIZE = 500
 
 def claims_consumer() -> AIOKafkaConsumer:
     s = app.settings
-    return AIOKafkaConsumer(
-        CLAIMED, bootstrap_servers=s.kafka_bootstrap_servers, group_id=f"{s.app_id}-claims",
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=s.kafka_bootstrap_servers, group_id=f"{s.app_id}-claims",
         client_id=f"{s.app_id}-claims", enable_auto_commit=False,
         auto_offset_reset="earliest", fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
         session_timeout_ms=int(s.broker_session_timeout_seconds * 1000),
@@ -40,13 +40,34 @@ def claims_consumer() -> AIOKafkaConsumer:
         max_poll_records=BATCH_SIZE, fetch_max_bytes=16 * 1024 * 1024,
         max_partition_fetch_bytes=4 * 1024 * 1024,
         **kafka_client_kwargs(s))  # the same TLS and SASL as Faust's own clients
+    consumer.subscribe([CLAIMED], listener=Joined())
+    return consumer
 
 
 class Offsets:
-    """The running consumer and the offsets it committed, for the lag on /metrics."""
+    """The running consumer and the offsets it committed, for the lag on /metrics; whether
+    it has joined its group, for readiness."""
 
     consumer: AIOKafkaConsumer | None = None
     committed: dict[TopicPartition, int] = {}
+    joined: bool = False
+
+
+class Joined(ConsumerRebalanceListener):
+    """Told when the group gave the consumer its partitions (perhaps none: more workers than
+    partitions), which takes a while after the worker starts (half the session timeout on
+    some brokers): until then no claim is read."""
+
+    def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned) -> None:
+        Offsets.joined = True
+
+
+def claims_joined() -> str:
+    """`ok` once the claims consumer has joined its group (readiness)."""
+    return "ok" if Offsets.joined else "error: not joined yet"
 
 
 def claims_offsets() -> list[tuple[str, int, int, int]]:
@@ -87,6 +108,7 @@ async def ingest_claims() -> None:
                 # a rebalance took the partitions: their new owner reads them again
                 log.warning("claim offsets not committed", extra={"error": repr(exc)})
     finally:
+        Offsets.joined = False
         await consumer.stop()
 
 

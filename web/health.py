@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import liveness, metrics
 from app.db.health import ping as ping_database
+from agents.claims import claims_joined
 from app.faust_app import app
 
 from .auth import require_operator
@@ -57,7 +58,8 @@ class Readiness(ApiView):
     async def get(self, request: Request) -> Response:
         database, broker, commands = await asyncio.gather(
             run_check(check_database), run_check(check_broker), run_check(ping))
-        checks = {"database": database, "broker": broker, "commands": commands}
+        checks = {"database": database, "broker": broker, "commands": commands,
+                  "claims": claims_joined()}
         ready = all(v == "ok" for v in checks.values())
         return self.json({"status": "ready" if ready else "unavailable", "checks": checks},
                          status=200 if ready else 503)

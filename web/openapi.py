@@ -529,14 +529,14 @@ def paths() -> dict[str, Any]:
                 **errors("405")}}},
         "/readyz": {"get": {
             **plain, "operationId": "readyz",
-            "summary": "Readiness: database, broker and command agent reachable",
+            "summary": "Readiness: database, broker and command agent reachable, claims read",
             "responses": {
                 "200": {"description": "Ready.", "content": json_content(s.ReadinessOut)},
                 "503": {"description": "Not ready: `checks` says what failed.",
                         "content": json_content(s.ReadinessOut, {
                             "status": "unavailable",
                             "checks": {"database": "ok", "broker": "error: TimeoutError",
-                                       "commands": "error: Timeout"}})},
+                                       "commands": "error: Timeout", "claims": "ok"}})},
                 **errors("405")}}},
         "/openapi.json": {"get": {
             **plain, "operationId": "getOpenapi", "summary": "This document",

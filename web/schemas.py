@@ -572,13 +572,18 @@ class ChecksOut(Out):
     broker: str = Field(description="`ok`, or `error: <type>` of the failed check.")
     commands: str = Field(description="A round trip through the command agent: `ok`, or "
                                       "`error: <type>`.")
+    claims: str = Field(description="The claims consumer has joined its group (its "
+                                    "partitions, perhaps none, assigned): `ok`, or "
+                                    "`error: not joined yet`.")
 
 
 class ReadinessOut(Out):
-    """Whether the database, the broker and the command agent answer."""
+    """Whether the database, the broker and the command agent answer, and the claims
+    consumer reads its partitions."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"status": "ready", "checks": {"database": "ok", "broker": "ok", "commands": "ok"}}]})
+        {"status": "ready", "checks": {"database": "ok", "broker": "ok", "commands": "ok",
+                                       "claims": "ok"}}]})
 
     status: Literal["ready", "unavailable"]
     checks: ChecksOut

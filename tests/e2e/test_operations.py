@@ -24,7 +24,8 @@ async def test_liveness_and_readiness_report_ok(api):
 
     body = await eventually(ready, timeout=20, interval=0.5, what="readiness")
     assert body == {"status": "ready",
-                    "checks": {"database": "ok", "broker": "ok", "commands": "ok"}}
+                    "checks": {"database": "ok", "broker": "ok", "commands": "ok",
+                               "claims": "ok"}}
 
 
 async def test_the_service_serves_its_openapi_document(api):

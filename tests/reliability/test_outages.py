@@ -331,7 +331,7 @@ async def test_a_database_outage_answers_503_recovers_by_itself_and_loses_no_ack
         assert 'distribution_commands_total{error=""' in metrics_during[1]
         assert readyz_down[1]["status"] == "unavailable" and readyz_down[1]["checks"]["broker"] == "ok"
         assert readyz_up[1] == {"status": "ready", "checks": {"database": "ok", "broker": "ok",
-                                                          "commands": "ok"}}
+                                                          "commands": "ok", "claims": "ok"}}
 
         everything = sent()
         codes = Counter(s.code for s in everything)

@@ -16,6 +16,7 @@ async def test_a_worker_polled_for_readiness_from_its_start_becomes_ready(stack,
                                                                           record_figures):
     worker = stack.worker()
     statuses: list[int] = []
+    unjoined: list[int] = []  # the statuses of answers whose claims consumer had not joined
 
     async def ready() -> bool:
         assert worker.process.poll() is None, worker.log_tail()
@@ -23,12 +24,16 @@ async def test_a_worker_polled_for_readiness_from_its_start_becomes_ready(stack,
             async with stack.session.get(f"{worker.url}/readyz",
                                          timeout=aiohttp.ClientTimeout(total=3)) as r:
                 statuses.append(r.status)
+                body = await r.json()
+                if body["checks"]["claims"] != "ok":
+                    unjoined.append(r.status)
                 return r.status == 200
         except aiohttp.ClientError:  # not listening yet
             return False
 
     await eventually(ready, timeout=60, interval=0.005, what="worker ready")
     assert 503 in statuses  # it was asked before it could answer, which is the point
+    assert set(unjoined) <= {503}  # not ready while no claim could be read
     api = stack.api(worker)
     item_id, influencer, _ = await claim_and_wait(stack.topics, api)
     code, body = await api.post(item_id, "overlays", influencer,
