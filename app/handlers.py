@@ -151,7 +151,10 @@ async def apply_together(uow: UnitOfWork, commands: Sequence[Command], now: date
 
 async def apply_command(uow: UnitOfWork, loaded: Loaded, command: Command, now: datetime,
                         policy: Policy) -> Applied:
-    """Decide on one command and keep its writes in the caller's transaction."""
+    """Decide on one command and keep its writes in the caller's transaction. The reply
+    of an applied command is the item as it now stands, for whoever asked; the service's
+    own commands (due items, platform answers: no actor) have no asker, and their reply,
+    kept only to know a repeat by, carries no item."""
     order = command.to_domain()  # typed on the way in: nothing left to refuse for its shape
     earlier = loaded.replies.get(command.command_id)
     if earlier is not None:
@@ -177,7 +180,7 @@ async def apply_command(uow: UnitOfWork, loaded: Loaded, command: Command, now: 
         for topic, envelope in outcomes:
             uow.outbox.add(topic, envelope)
         applied = Applied(
-            {"ok": True, "item": item_json(saved), "error": None},
+            {"ok": True, "item": item_json(saved) if command.actor is not None else None, "error": None},
             publishing_started=any(isinstance(ev, e.PublishingStarted)
                                    for ev in decision.events),
             outbox_written=bool(outcomes), events=tuple(decision.events),

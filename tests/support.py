@@ -95,3 +95,18 @@ def openapi_schema_errors(name: str, instance) -> list[str]:
                                      registry=registry,
                                      format_checker=Draft202012Validator.FORMAT_CHECKER)
     return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+async def apply_in_process(pool, command, now, policy) -> dict:
+    """A command applied as the command agent applies it; its reply, with the item as it
+    then stands. The reply to one of the service's own commands (no actor: due items,
+    platform answers) carries no item, as nobody waits for it: the item is read instead."""
+    from app import handlers
+    from app.db.read_model import item_json, read_item
+
+    reply = (await handlers.handle(pool, command, now, policy)).reply
+    if command.actor is None:
+        assert reply["item"] is None, reply
+        stored = await read_item(pool, command.item_id)
+        reply = {**reply, "item": item_json(stored) if reply["ok"] and stored else None}
+    return reply

@@ -23,7 +23,7 @@ from app.topics import ACCOUNTS, COMMANDS, NEEDS_RECONNECT, RECONNECTED
 from app.wire import make_command, parse_commands
 from fakes.direct import DirectFakes
 from tests.factories import claim_data, unique
-from tests.support import SentMessages, event_schema_errors
+from tests.support import SentMessages, apply_in_process, event_schema_errors
 
 POLICY = Policy(min_schedule_lead=timedelta(seconds=0))
 LEASE = timedelta(seconds=30)
@@ -77,7 +77,7 @@ async def attempt_and_apply(pool, publisher, attempts, now: datetime) -> list[di
     for message in send.messages:
         assert message.topic == COMMANDS
         [command] = parse_commands(message.value)
-        reply = (await handlers.handle(pool, command, now, POLICY)).reply
+        reply = await apply_in_process(pool, command, now, POLICY)
         assert reply["ok"], reply
         items.append(reply["item"])
     return items

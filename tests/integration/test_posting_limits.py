@@ -14,6 +14,7 @@ from app.domain.quota import QuotaRule, Window
 from app.domain.rules import Policy
 from app.wire import make_command
 from tests.factories import claim_data, unique
+from tests.support import apply_in_process
 
 H = timedelta(hours=1)
 POLICY = Policy(min_schedule_lead=timedelta(0),
@@ -34,7 +35,7 @@ async def items_of(pool, influencer: str, count: int, now: datetime) -> list[str
 async def send(pool, item_id: str, influencer: str | None, kind: str, payload: dict,
                now: datetime) -> dict:
     command = make_command(kind, item_id, unique("cmd"), payload, actor=influencer)
-    return (await handlers.handle(pool, command, now, POLICY)).reply
+    return await apply_in_process(pool, command, now, POLICY)
 
 
 def schedule(when: datetime, platforms=("instagram",)) -> dict:

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app import handlers
 from app.db.queries import Q
 from app.db.queue import lease_platform_attempts
 from app.domain.errors import Unavailable
@@ -23,7 +22,7 @@ from app.topics import COMMANDS, FAILED, PUBLISHED, Message
 from app.wire import ClaimData, make_command, parse_commands
 from tests.factories import claim, unique
 from fakes.media import FakeMediaServer
-from tests.support import SentMessages
+from tests.support import SentMessages, apply_in_process
 
 POLICY = Policy(min_schedule_lead=timedelta(seconds=0))
 LEASE = timedelta(seconds=30)
@@ -40,7 +39,7 @@ def utcnow() -> datetime:
 async def apply(pool, kind: str, item: ClaimData, payload: dict, now: datetime,
                 actor: str | None = None) -> dict:
     command = make_command(kind, item.claim_id, unique("cmd"), payload, actor=actor)
-    reply = (await handlers.handle(pool, command, now, POLICY)).reply
+    reply = await apply_in_process(pool, command, now, POLICY)
     assert reply["ok"], reply
     return reply["item"]
 
@@ -52,7 +51,7 @@ async def apply_sent(pool, messages: list[Message], now: datetime) -> list[dict]
         assert m.topic == COMMANDS
         [command] = parse_commands(m.value)  # sent alone: no bundling here
         assert m.key == command.item_id.encode()  # the item's partition orders its commands
-        replies.append((await handlers.handle(pool, command, now, POLICY)).reply)
+        replies.append(await apply_in_process(pool, command, now, POLICY))
     return replies
 
 
