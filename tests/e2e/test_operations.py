@@ -52,8 +52,9 @@ async def test_stats_count_platform_outcomes_from_the_outcome_topics_for_an_oper
                     for p in ("snapchat", "youtube"))
         return now if code == 200 and grown else None
 
+    # each platform counted once (other tests on the session's worker publish too, so the
+    # other platforms' counts may move meanwhile)
     after = await eventually(counted, timeout=30, what="stats counting the outcome")
-    assert after["platforms"]["tiktok"] == before["platforms"]["tiktok"]
     assert openapi_schema_errors("Stats", after) == []
 
 
