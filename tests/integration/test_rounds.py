@@ -241,7 +241,7 @@ async def test_a_clip_m06_has_no_media_for_fails_that_platform_at_once_without_a
     [row] = final["platform_status"]
     assert row["status"] == "failed" and row["error"] == "media: M06 has no media for the clip"
     assert (row["error_class"], row["reason_code"]) == ("media", "media_not_found")
-    assert gateway.attempts == []  # nothing was sent to the platform
+    assert not gateway.attempts  # nothing was sent to the platform
 
 
 async def test_m06_failing_for_a_while_is_retried_with_backoff_then_the_platform_published(

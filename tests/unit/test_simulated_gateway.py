@@ -79,8 +79,20 @@ async def test_the_same_key_twice_gives_the_same_post_and_posts_once():
     again = await gateway.post(request)
 
     assert again == first
-    assert gateway.posts == [request]
+    assert list(gateway.posts) == [request]
     assert len(gateway.attempts) == 2
+
+
+async def test_a_long_running_gateway_keeps_its_last_requests_and_keys_only():
+    gateway = SimulatedGateway(kept_requests=3, kept_keys=5)
+    requests = [make_request(key_attempt=n) for n in range(1, 11)]
+    outcomes = [await gateway.post(r) for r in requests]
+
+    assert list(gateway.attempts) == requests[-3:] and list(gateway.posts) == requests[-3:]
+    assert await gateway.post(requests[-1]) == outcomes[-1]  # a recent key: the same post
+    assert len(gateway.posts) == 3 and gateway.posts[-1] == requests[-1]  # not posted again
+    await gateway.post(requests[0])  # forgotten: a new post (the real gateway keeps its own)
+    assert gateway.posts[-1] == requests[0]
 
 
 async def test_a_new_key_attempt_gives_a_new_post():
@@ -102,7 +114,7 @@ async def test_the_first_n_attempts_fail_as_configured_then_posts_succeed():
     assert [o.outcome for o in outcomes] == [Outcome.TRANSIENT, Outcome.TRANSIENT,
                                              Outcome.PUBLISHED]
     assert "transient" in outcomes[0].error
-    assert gateway.posts == [request]
+    assert list(gateway.posts) == [request]
 
 
 async def test_a_counted_rejection_applies_to_the_first_attempt_only():
@@ -125,7 +137,7 @@ async def test_a_failure_without_a_count_applies_to_every_attempt():
                 for n in range(5)]
 
     assert {o.outcome for o in outcomes} == {Outcome.REJECTED}
-    assert gateway.posts == []
+    assert not gateway.posts
 
 
 @pytest.mark.parametrize("kind, outcome", [
