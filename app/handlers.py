@@ -179,8 +179,9 @@ async def apply_command(uow: UnitOfWork, loaded: Loaded, command: Command, now: 
         outcomes += await hold_accounts(uow, decision.events, now, command.trace_id)
         for topic, envelope in outcomes:
             uow.outbox.add(topic, envelope)
+        shown = item_json(saved) if command.actor is not None else None
         applied = Applied(
-            {"ok": True, "item": item_json(saved) if command.actor is not None else None, "error": None},
+            {"ok": True, "item": shown, "error": None},
             publishing_started=any(isinstance(ev, e.PublishingStarted)
                                    for ev in decision.events),
             outbox_written=bool(outcomes), events=tuple(decision.events),

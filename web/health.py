@@ -8,9 +8,9 @@ import time
 from faust.web import Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agents.claims import claims_joined
 from app import liveness, metrics
 from app.db.health import ping as ping_database
-from agents.claims import claims_joined
 from app.faust_app import app
 
 from .auth import require_operator
