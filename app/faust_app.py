@@ -11,6 +11,7 @@ from functools import cached_property
 import asyncpg
 import faust
 from faust.sensors.prometheus import PrometheusMonitor
+from faust.types import ProducerT
 from mode import ServiceT
 
 from app import metrics
@@ -77,6 +78,16 @@ class DistributionApp(faust.App):
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
 
+    async def maybe_start_producer(self) -> ProducerT:
+        """Every message Faust sends asks for the producer here, and Faust's own guard
+        against starting it twice yields to the event loop three times a call: a relay
+        round of 500 events waited out 1,500 turns of whatever else the worker ran
+        (~0.3 s of its ~0.35 s). Once the producer runs, it is handed over at once."""
+        producer = self.producer
+        if producer.started and not self.in_transaction:
+            return producer
+        return await super().maybe_start_producer()
+
     @cached_property
     def _reply_consumer(self) -> ReplyConsumer:
         return ReplyConsumer(self, loop=self.loop, beacon=self.beacon)
@@ -109,6 +120,11 @@ class DistributionApp(faust.App):
         await super().on_stop()
 
 
+#: The producer's batch per partition (the default is 16 KB); within the 1 MB request size
+#: the broker takes.
+PRODUCER_BATCH_BYTES = 256 * 1024
+
+
 def create_app(settings: Settings) -> DistributionApp:
     from web.errors import error_middleware
 
@@ -127,6 +143,10 @@ def create_app(settings: Settings) -> DistributionApp:
         broker_commit_interval=1.0,
         producer_request_timeout=15.0,
         producer_acks=-1,
+        # A send waits while its partition's batch is full until that batch has gone: at
+        # the default 16 KB, a relay round of 500 events waited out four produce round
+        # trips per partition (~1 s of its ~1.1 s).
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         consumer_auto_offset_reset="earliest",
         web_host=settings.web_host,
         web_port=settings.web_port,

@@ -3,6 +3,7 @@ and that everything else is a 401 (never an exception that would become a 500)."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -82,6 +83,22 @@ async def test_a_token_a_few_seconds_past_expiry_is_within_the_leeway():
     v = verifier()
     assert await v.caller(f"Bearer {hs256(exp=int(time.time()) - 5)}") == Caller("influencer-1")
     await refused(v, hs256(exp=int(time.time()) - 30))
+
+
+async def test_a_verified_token_is_remembered_until_it_expires_then_refused():
+    v = verifier(jwt_leeway_seconds=0.0)
+    token = hs256("influencer-3", exp=int(time.time()) + 1)
+    assert await v.caller(f"Bearer {token}") == Caller("influencer-3")
+    assert token in v.verified  # the next request with it skips the signature check
+    assert await v.caller(f"Bearer {token}") == Caller("influencer-3")
+    deadline = time.monotonic() + 10
+    while token in v.verified and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert "expired" in await refused(v, token)
+    # a token that differs by one character is verified on its own, never taken from memory
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    await refused(v, tampered)
+    assert tampered not in v.verified
 
 
 async def test_the_none_algorithm_and_algorithms_off_the_allow_list_are_refused():
