@@ -23,7 +23,7 @@ async def run(stack: Stack, due_count: int, command_count: int,
     result = WorkloadResult("two_workers", "Two workers", f"due publishing {due_count:,} "
                             f"items × 2 platforms; {command_count:,} commands from "
                             f"{commands.CLIENTS} clients spread over both workers")
-    pairs = ((due, one_due, "item-platforms/s, due → outcome", "due publishing: "),
+    pairs = ((due, one_due, "item-platforms/s, due → outcome event", "due publishing: "),
              (due, one_due, "lateness p99", "due publishing: "),
              (cmds, one_commands, "commands/s", "commands: "),
              (cmds, one_commands, "p99", "commands: "))

@@ -232,8 +232,10 @@ ORDER BY id
 LIMIT $1
 
 -- name: mark_outbox_published
--- Only after the broker acknowledged them. $1 ids
-UPDATE distribution_outbox SET status = 'published', published_at = now(), attempts = attempts + 1
+-- Only after the broker acknowledged them, at that time (not the transaction's start,
+-- which came before the send). $1 ids
+UPDATE distribution_outbox SET status = 'published', published_at = clock_timestamp(),
+    attempts = attempts + 1
 WHERE id = ANY($1::bigint[])
 
 -- name: note_outbox_failure
