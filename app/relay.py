@@ -14,7 +14,7 @@ import asyncpg
 from app.db.unit_of_work import unit_of_work
 from app.domain.errors import Unavailable
 from app.settings import Settings
-from app.topics import Message, Send, encode
+from app.topics import Message, Send
 
 log = logging.getLogger("distribution.outbox")
 
@@ -33,7 +33,7 @@ async def relay_outbox(pool: asyncpg.Pool, settings: Settings, send: Send) -> in
             return 0
         ids = [r["id"] for r in rows]
         try:
-            await send([Message(r["topic"], r["partition_key"].encode(), encode(r["envelope"]))
+            await send([Message(r["topic"], r["partition_key"].encode(), r["envelope"].encode())
                         for r in rows])
         except Exception as exc:
             error = repr(exc)  # leaving the block rolls back: the rows stay pending

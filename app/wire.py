@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, get_args
 
+import orjson
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
                       field_validator)
 
@@ -334,6 +335,10 @@ def _problems(exc: ValidationError) -> str:
 def _load(value: bytes) -> Any:
     """JSON off a topic; ValueError for anything that cannot be read, however malformed (a
     nesting too deep for the parser must not crash the agent)."""
+    try:
+        return orjson.loads(value)  # several times faster than json
+    except orjson.JSONDecodeError:
+        pass  # json reads what it always read (integers past 64 bits, UTF-16) or says why not
     try:
         return json.loads(value)
     except RecursionError:

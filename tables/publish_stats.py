@@ -8,10 +8,11 @@ and the view routes to it.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import datetime
+
+import orjson
 
 from app.channels import outcome_topics, platform_outcomes_topic
 from app.faust_app import app
@@ -54,7 +55,7 @@ def tally_outcomes(values: list[bytes]) -> dict[str, dict[str, dict[str, int]]]:
     tally: dict[str, dict[str, dict[str, int]]] = {}
     for value in values:
         try:
-            envelope = json.loads(value)
+            envelope = orjson.loads(value)
             at = datetime.fromisoformat(envelope["occurred_at"]).timestamp()
             results = envelope["data"]["results"]
             for result in results:
@@ -87,7 +88,7 @@ async def count_outcomes(stream):
     window = app.settings.stats_window_seconds
     async for value in stream:
         try:
-            platform, tally = platform_tally(json.loads(value))
+            platform, tally = platform_tally(orjson.loads(value))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("platform outcomes not counted", extra={"error": repr(exc)})
             continue

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 from app.domain.errors import Unavailable
 
@@ -26,7 +27,10 @@ CONNECTION_ERRORS = (
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads,
+        # orjson reads what the server sends several times faster than json (items' JSON
+        # columns, replies: ~5 % of due publishing's samples); writing stays with json,
+        # which takes any integer
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=orjson.loads,
                                   schema="pg_catalog")
 
 

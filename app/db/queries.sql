@@ -225,8 +225,9 @@ FROM distribution_publish_ledger WHERE item_id = $1 ORDER BY platform, key_attem
 SELECT pg_try_advisory_xact_lock(hashtext('distribution_outbox_relay'))
 
 -- name: pending_outbox
--- The oldest pending outbox rows. $1 batch size
-SELECT id, event_id, topic, partition_key, envelope FROM distribution_outbox
+-- The oldest pending outbox rows, each envelope as JSON text (sent as it is: no parsing
+-- and writing it again). $1 batch size
+SELECT id, event_id, topic, partition_key, envelope::text AS envelope FROM distribution_outbox
 WHERE status = 'pending'
 ORDER BY id
 LIMIT $1
