@@ -47,8 +47,9 @@ class PlatformAttempt:
 
 async def take_due_items(pool: asyncpg.Pool, now: datetime, limit: int,
                          requeue_after: timedelta) -> list[DueItem]:
-    async with translate_errors(), pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(Q["take_due_items"], now, limit, now - requeue_after)
+    # one statement, its own transaction: no BEGIN and COMMIT round trips around it
+    async with translate_errors():
+        rows = await pool.fetch(Q["take_due_items"], now, limit, now - requeue_after)
     return [DueItem(r["id"], r["scheduled_at"]) for r in rows]
 
 
@@ -66,8 +67,8 @@ def _caption_for(data: dict[str, Any] | None, platform: str) -> dict[str, Any]:
 async def lease_platform_attempts(pool: asyncpg.Pool, now: datetime, limit: int,
                                   lease: timedelta) -> list[PlatformAttempt]:
     """Up to `limit` attempts, each leased until now + lease (the rule above)."""
-    async with translate_errors(), pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(Q["lease_platform_attempts"], now, limit, now + lease)
+    async with translate_errors():  # one statement, its own transaction
+        rows = await pool.fetch(Q["lease_platform_attempts"], now, limit, now + lease)
     return [PlatformAttempt(r["item_id"], r["platform"], r["attempts"], r["key_attempt"],
                             r["influencer_id"], r["clip_id"],
                             _caption_for(r["caption"], r["platform"]), r["overlays"],
