@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,10 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+#: Where `free_port` picks from: below the ports the kernel hands out to outgoing
+#: connections (Linux: 32768 and up), and above those services usually take.
+PORTS_PICKED_FROM = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, for a server started next. Not one the kernel picks
+    (bind to 0): that range is also where it takes outgoing connections' ports, so any
+    client connecting while the server starts could take it first."""
+    picker = random.SystemRandom()
+    for _ in range(200):
+        port = picker.choice(PORTS_PICKED_FROM)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken
+            return port
+    raise RuntimeError(f"no free port found in {PORTS_PICKED_FROM}")
 
 
 def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> None:
