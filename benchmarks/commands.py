@@ -17,6 +17,8 @@ import asyncpg
 from app.db.queries import Q
 from app.db.writes import BatchWrites
 from app.embedded import WorkerProcess
+from benchmarks import cpu
+from benchmarks.cpu import CpuMeter, cpu_figures
 from benchmarks.measure import Figure, Stopwatch, WorkloadResult, percentile
 from benchmarks.stack import (Stack, gather_with_progress, influencer_of, insert_items,
                               item_ids)
@@ -54,10 +56,10 @@ async def claimed_items(stack: Stack, kind: str, count: int) -> str:
     return prefix
 
 
-async def measure_service(stack: Stack, count: int, label: str
+async def measure_service(stack: Stack, count: int, label: str, meter: CpuMeter | None = None
                           ) -> tuple[float, list[float], str]:
     """(commands/s answered 200, each one's ms, a note on the others) with CLIENTS clients
-    spread over the workers."""
+    spread over the workers; `meter` reads the CPU time while they send."""
     prefix = await claimed_items(stack, "cmd", count)
     numbers = list(range(1, count + 1))
 
@@ -75,9 +77,13 @@ async def measure_service(stack: Stack, count: int, label: str
                                        f"({sorted(set(failures))}): gave up")
         return outcomes
     started = time.perf_counter()
+    if meter is not None:
+        meter.start()
     per_client = await gather_with_progress([client(c) for c in range(CLIENTS)],
                                             f"commands ({label}), clients done")
     elapsed = time.perf_counter() - started
+    if meter is not None:
+        meter.stop()
     times, note = answered([ms for outcomes in per_client for ms in outcomes])
     return len(times) / elapsed, times, note
 
@@ -125,7 +131,8 @@ async def run(stack: Stack, count: int, label: str = "1 worker",
               baseline: tuple[float, list[float]] | None = None) -> WorkloadResult:
     """The workload on the workers running now; the baseline is measured unless given."""
     started = time.perf_counter()
-    rate, times, failures = await measure_service(stack, count, label)
+    meter = stack.cpu_meter(clients=True)
+    rate, times, failures = await measure_service(stack, count, label, meter)
     base_rate, base_times = baseline or await measure_baseline(stack, count)
     p50, p99 = percentile(times, 50), percentile(times, 99)
     result = WorkloadResult(
@@ -138,7 +145,9 @@ async def run(stack: Stack, count: int, label: str = "1 worker",
                    "—"),
             Figure("p99", p99, "ms", percentile(base_times, 99), "the same transactions",
                    "≤ 100 ms", p99 <= 100),
+            *cpu_figures(meter, count, "command"),
         ])
+    result.notes.append(cpu.NOTE)
     result.notes += [failures] if failures else []
     result.seconds = time.perf_counter() - started
     return result

@@ -9,10 +9,13 @@ copy of the items table, each followed by an outbox INSERT for the batch."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
 
+from benchmarks import cpu
+from benchmarks.cpu import CpuMeter, cpu_figures
 from benchmarks.measure import Figure, WorkloadResult, percentile
 from benchmarks.stack import Stack, insert_items, wait_with_progress
 
@@ -20,9 +23,10 @@ PLATFORMS = ("tiktok", "youtube")
 BATCH = 500  # the scheduler's default batch (DISTRIBUTION_SCHEDULER_BATCH_SIZE)
 
 
-async def measure_service(stack: Stack, count: int, label: str) -> tuple[float, list[float],
-                                                                         dict[str, int]]:
-    """(item-platforms/s, lateness of each item in s, outcome topic -> items)."""
+async def measure_service(stack: Stack, count: int, label: str, meter: CpuMeter | None = None
+                          ) -> tuple[float, list[float], dict[str, int]]:
+    """(item-platforms/s, lateness of each item in s, outcome topic -> items); `meter`
+    reads the CPU time from the due instant until the last outcome event."""
     prefix = f"due-{stack.run_id}-{label}"
     lead = 3.0 + count / 5000  # time enough to insert the rows before they fall due
     due_epoch = await stack.pool.fetchval("SELECT extract(epoch FROM now())::float8") + lead
@@ -34,6 +38,9 @@ async def measure_service(stack: Stack, count: int, label: str) -> tuple[float, 
         raise RuntimeError(f"inserting {count} items took past their due instant "
                            f"(by {late_insert:.1f} s): raise the lead")
     pattern = f"{prefix}-%"
+    if meter is not None:
+        await asyncio.sleep(max(0.0, -late_insert))  # until the due instant
+        meter.start()
 
     async def outcomes() -> int:  # acknowledged by the broker
         return await stack.pool.fetchval(
@@ -41,6 +48,8 @@ async def measure_service(stack: Stack, count: int, label: str) -> tuple[float, 
             "AND status = 'published'", pattern)
     await wait_with_progress(outcomes, count, f"due publishing ({label})",
                              timeout=lead + 120 + count / 20)
+    if meter is not None:
+        meter.stop()
     rows = await stack.pool.fetch("""
         SELECT o.topic, extract(epoch FROM o.published_at - i.scheduled_at)::float8 AS late
         FROM distribution_outbox o JOIN distribution_items i ON i.id = o.partition_key
@@ -90,7 +99,9 @@ async def run(stack: Stack, count: int, label: str = "1 worker",
               baseline: float | None = None) -> WorkloadResult:
     """The workload on the workers running now; the baseline is measured unless given."""
     started = time.perf_counter()
-    rate, lateness, topics = await measure_service(stack, count, label.replace(" ", "-"))
+    meter = stack.cpu_meter()
+    rate, lateness, topics = await measure_service(stack, count, label.replace(" ", "-"),
+                                                   meter)
     if baseline is None:
         baseline = await measure_baseline(stack.pool, count)
     p50, p99 = percentile(lateness, 50), percentile(lateness, 99)
@@ -102,10 +113,12 @@ async def run(stack: Stack, count: int, label: str = "1 worker",
                    "≥ 2,000/s", rate >= 2000),
             Figure("lateness p50", p50, "s", target="—"),
             Figure("lateness p99", p99, "s", target="≤ 5 s", met=p99 <= 5),
+            *cpu_figures(meter, count * len(PLATFORMS), "item-platform"),
         ])
     result.notes.append("Lateness = when the broker acknowledged the item's outcome event "
                         "(the outbox row's published_at) minus scheduled_at. Outcomes: "
                         + ", ".join(f"{n:,} {t}" for t, n in sorted(topics.items())) + ".")
+    result.notes.append(cpu.NOTE)
     result.seconds = time.perf_counter() - started
     return result
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import secrets
 import tempfile
 import uuid
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from app.cli import migrate_database
 from app.embedded import Broker, WorkerProcess, start_postgres
+from benchmarks.cpu import CpuMeter, postmaster_of
 from web.auth import issue_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +66,9 @@ class Stack:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     workers: list[WorkerProcess] = field(default_factory=list)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # "worker-1" -> MB
+    #: The processes whose CPU time a workload reads, with their descendants: "PostgreSQL"
+    #: and "broker" when they run on this machine (`cpu_meter`).
+    servers: dict[str, int] = field(default_factory=dict)
     started_workers: int = 0  # names each new worker (worker-1, worker-2, ...) for good
 
     async def start_worker(self, database_url: str | None = None) -> WorkerProcess:
@@ -109,6 +114,13 @@ class Stack:
         return [f"{w.log_path.stem} exited ({w.process.returncode}); its log ends:\n\n```\n"
                 f"{w.log_tail(15)[-3000:]}\n```" for w in self.workers
                 if w.process and w.process.poll() is not None]
+
+    def cpu_meter(self, clients: bool = False) -> CpuMeter:
+        """CPU time of the workers running now and the servers on this machine over a
+        workload; with `clients`, the benchmark's own process too (its clients)."""
+        return CpuMeter({**{w.log_path.stem: w.process.pid for w in self.workers
+                            if w.process is not None}, **self.servers},
+                        alone={"benchmark (clients)": os.getpid()} if clients else {})
 
     def items_url(self, worker: WorkerProcess, item_id: str, action: str = "") -> str:
         return f"{worker.url}/api/v1/distribution/items/{item_id}" + (
@@ -168,17 +180,22 @@ async def open_stack(database_url: str | None = None, bootstrap: str | None = No
             url = await _fresh_database(server_url)
             parts.push_async_callback(_drop_database, server_url, url)
             await migrate_database(url)
+            servers: dict[str, int] = {}
             if not bootstrap:
                 broker = Broker(log_path=workdir / "broker.log").start()
                 parts.callback(broker.stop)
                 bootstrap = broker.bootstrap
+                servers["broker"] = broker.process.pid
             pool = await asyncpg.create_pool(url, min_size=1, max_size=40)
             parts.push_async_callback(pool.close)
             session = await parts.enter_async_context(aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=128),
                 timeout=aiohttp.ClientTimeout(total=60)))
             version = await pool.fetchval("SHOW server_version")
-            stack = Stack(url, bootstrap, server_url, pool, session, workdir, version)
+            postmaster = postmaster_of(await pool.fetchval("SELECT pg_backend_pid()"))
+            servers |= {"PostgreSQL": postmaster} if postmaster else {}
+            stack = Stack(url, bootstrap, server_url, pool, session, workdir, version,
+                          servers=servers)
 
             def stop_workers() -> None:
                 stack.note_rss()
