@@ -101,5 +101,5 @@ NOTE = ("CPU per …: user and system time over the measured span, from /proc, d
         "work done: each worker process, the PostgreSQL server with all its backends (on a "
         "shared server, whatever else it ran meanwhile counts too), the broker, and where "
         "it sends the work, the benchmark's own process (its clients). Only processes on "
-        "this machine are read. On a machine of two cores, their sum bounds the rate: 2,000 ms of CPU "
-        "a second.")
+        "this machine are read. On a machine of two cores, their sum bounds the rate: "
+        "2,000 ms of CPU a second.")

@@ -49,14 +49,13 @@ class Caller:
 @dataclass(frozen=True)
 class Verified:
     caller: Caller
-    until: float  # the token's `exp` plus the leeway, in seconds since the epoch
+    until: float  # when to verify it again, in seconds since the epoch
 
 
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # Only tokens that verified: a refusal is checked again every time. A key the
-        # provider withdraws keeps its tokens valid here until they expire.
+        # Only tokens that verified: a refusal is checked again every time.
         self.verified: cachetools.TLRUCache[str, Verified] = cachetools.TLRUCache(
             VERIFIED_TOKENS, ttu=lambda _token, verified, _now: verified.until,
             timer=time.time)
@@ -101,7 +100,10 @@ class TokenVerifier:
         except (ValueError, TypeError):  # a key the algorithm cannot use
             raise Unauthorized("the token is not valid") from None
         caller = Caller(_subject(claims), s.operator_scope in _scopes(claims))
-        self.verified[token] = Verified(caller, float(claims["exp"]) + s.jwt_leeway_seconds)
+        # until it expires, and no longer than the provider's keys are cached: a key the
+        # provider withdraws stops its tokens here when it would have stopped them anyway
+        self.verified[token] = Verified(caller, min(float(claims["exp"]) + s.jwt_leeway_seconds,
+                                                    time.time() + s.jwks_cache_seconds))
         return caller
 
     async def _key(self, token: str, algorithm: str, header: dict[str, Any]) -> Any:

@@ -101,6 +101,13 @@ async def test_a_verified_token_is_remembered_until_it_expires_then_refused():
     assert tampered not in v.verified
 
 
+async def test_a_verified_token_is_verified_again_once_the_providers_keys_would_be_fetched():
+    v = verifier(jwks_cache_seconds=60)
+    token = hs256(exp=int(time.time()) + 3600)
+    await v.caller(f"Bearer {token}")
+    assert v.verified[token].until <= time.time() + 60
+
+
 async def test_the_none_algorithm_and_algorithms_off_the_allow_list_are_refused():
     v = verifier(jwt_algorithms="RS256")
     assert "algorithm" in await refused(v, hs256())
