@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from app.batches import GatheredSend
 from app.channels import send_bundled
-from app.db.queue import PlatformAttempt, lease_platform_attempts
+from app.db.queue import HEAVY_PLATFORMS, PlatformAttempt, lease_round
 from app.faust_app import app
 from app import metrics
 from app.publishing import publish_attempt
@@ -32,22 +32,26 @@ send_answers = GatheredSend(send_bundled)
 
 
 class Calls:
-    """Platform calls under way, which DISTRIBUTION_PUBLISHER_CONCURRENCY bounds. A call
-    frees its place when the platform has answered: sending the answer (a broker round
-    trip) does not hold one."""
+    """Platform calls under way, which DISTRIBUTION_PUBLISHER_CONCURRENCY bounds, and of
+    those the heavy platforms' (DISTRIBUTION_PUBLISHER_SNAPCHAT_CONCURRENCY). A call frees
+    its place when the platform has answered: sending the answer (a broker round trip)
+    does not hold one."""
 
     under_way = 0
+    heavy = 0
 
 
-def free_place() -> None:
+def free_place(platform: str) -> None:
     Calls.under_way -= 1
+    if platform in HEAVY_PLATFORMS:
+        Calls.heavy -= 1
     app.publisher_wakeup.set()
 
 
 async def publish_one(attempt: PlatformAttempt) -> None:
     try:
         await publish_attempt(attempt, app.gateway, app.media, send_answers,
-                              answered=free_place)
+                              answered=lambda: free_place(attempt.platform))
     except Exception:
         # The lease runs out and another attempt is made with the same key.
         log.exception("publishing attempt not completed", extra={
@@ -60,9 +64,10 @@ async def start_due_attempts() -> int:
     free = min(s.publisher_batch_size, s.publisher_concurrency - Calls.under_way)
     if free <= 0:
         return 0
-    attempts = await lease_platform_attempts(app.pool, app.now(), free,
-                                             timedelta(seconds=s.publish_lease_seconds))
+    attempts = await lease_round(app.pool, app.now(), timedelta(seconds=s.publish_lease_seconds),
+                                 free, s.publisher_snapchat_concurrency - Calls.heavy)
     Calls.under_way += len(attempts)
+    Calls.heavy += sum(a.platform in HEAVY_PLATFORMS for a in attempts)
     for attempt in attempts:
         task = asyncio.ensure_future(publish_one(attempt))
         in_flight.add(task)

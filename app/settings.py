@@ -78,9 +78,14 @@ class Settings(BaseSettings):
     publish_lease_seconds: float = 60.0
     publisher_interval_seconds: float = 0.5
     # Platform calls under way at once on a worker (an answer being sent holds no place),
-    # and the most attempts one lease round takes.
-    publisher_batch_size: int = 64
-    publisher_concurrency: int = 64
+    # and the most attempts one lease round takes: one round runs at a time, so with
+    # platforms that answer at once this bounds how fast attempts start, and with real
+    # calls (seconds each) how many posts go out a second.
+    publisher_batch_size: int = 256
+    publisher_concurrency: int = 256
+    # Of those, Snapchat calls: an upload holds a part of the clip of up to 32 MB in memory
+    # (twice while it is copied out).
+    publisher_snapchat_concurrency: int = Field(8, ge=1)
 
     # The command agent applies what arrived while it applied the previous batch, up to
     # this many commands at once (each partition's in one transaction).

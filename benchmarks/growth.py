@@ -13,6 +13,7 @@ import time
 import asyncpg
 
 from app.db.queries import Q
+from app.db.queue import ALL_PLATFORMS
 from benchmarks.measure import Figure, Stopwatch, WorkloadResult, percentile
 from benchmarks.stack import Stack, influencer_of, insert_items, progress
 
@@ -45,7 +46,8 @@ NO_FILTER = (None,) * 7
 
 QUERIES = {  # name -> (SQL, its arguments)
     "due query": (Q["take_due_items"], lambda: (_now(), 500, _now())),
-    "lease query": (Q["lease_platform_attempts"], lambda: (_now(), 50, _now())),
+    "lease query": (Q["lease_platform_attempts"], lambda: (_now(), 50, _now(),
+                                                           list(ALL_PLATFORMS))),
     # only failed items have an index of their own: the others read the table
     "operator search, newest first": (Q["search_items"], lambda: (*NO_FILTER, None, None, 51)),
     "operator search, failed items": (

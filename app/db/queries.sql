@@ -166,11 +166,13 @@ RETURNING id, scheduled_at
 -- name: lease_platform_attempts
 -- Leases a batch of platforms waiting for an attempt (or whose lease ran out), recording
 -- the attempt before the call (the lease rule: app/db/queue.py); what the call needs.
--- Accounts on hold (needs reconnect) are passed over. $1 now, $2 batch size, $3 lease expiry
+-- Accounts on hold (needs reconnect) are passed over. $1 now, $2 batch size, $3 lease expiry,
+-- $4 the platforms to lease for
 WITH due AS (
     SELECT p.item_id, p.platform FROM distribution_platform_status p
     JOIN distribution_items i ON i.id = p.item_id
     WHERE p.status IN ('pending', 'publishing') AND p.next_attempt_at <= $1
+      AND p.platform = ANY($4::text[])
       AND NOT EXISTS (SELECT 1 FROM distribution_account_holds h
                       WHERE h.influencer_id = i.influencer_id AND h.platform = p.platform)
     ORDER BY p.next_attempt_at

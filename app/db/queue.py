@@ -13,6 +13,7 @@ that each piece goes to one worker:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,11 +65,21 @@ def _caption_for(data: dict[str, Any] | None, platform: str) -> dict[str, Any]:
     return body
 
 
+ALL_PLATFORMS = tuple(p.value for p in Platform)
+#: Platforms whose calls hold much memory each (a Snapchat upload holds a part of the clip
+#: of up to 32 MB), and the others.
+HEAVY_PLATFORMS = (Platform.SNAPCHAT.value,)
+LIGHT_PLATFORMS = tuple(p for p in ALL_PLATFORMS if p not in HEAVY_PLATFORMS)
+
+
 async def lease_platform_attempts(pool: asyncpg.Pool, now: datetime, limit: int,
-                                  lease: timedelta) -> list[PlatformAttempt]:
-    """Up to `limit` attempts, each leased until now + lease (the rule above)."""
+                                  lease: timedelta, platforms: Sequence[str] = ALL_PLATFORMS
+                                  ) -> list[PlatformAttempt]:
+    """Up to `limit` attempts on `platforms`, each leased until now + lease (the rule
+    above)."""
     async with translate_errors():  # one statement, its own transaction
-        rows = await pool.fetch(Q["lease_platform_attempts"], now, limit, now + lease)
+        rows = await pool.fetch(Q["lease_platform_attempts"], now, limit, now + lease,
+                                list(platforms))
     return [PlatformAttempt(r["item_id"], r["platform"], r["attempts"], r["key_attempt"],
                             r["influencer_id"], r["clip_id"],
                             _caption_for(r["caption"], r["platform"]), r["overlays"],
@@ -82,3 +93,17 @@ async def extend_lease(pool: asyncpg.Pool, item_id: str, platform: str, lease: i
     lease took the attempt over."""
     async with translate_errors():
         return bool(await pool.fetchval(Q["extend_lease"], item_id, platform, lease, until))
+
+
+async def lease_round(pool: asyncpg.Pool, now: datetime, lease: timedelta, places: int,
+                      heavy_places: int) -> list[PlatformAttempt]:
+    """Attempts for up to `places` free places, at most `heavy_places` of them on the heavy
+    platforms. Those are leased first: within their few places they cannot crowd the others
+    out, and a backlog of the others must not hold them back."""
+    heavy = min(places, heavy_places)
+    attempts = (await lease_platform_attempts(pool, now, heavy, lease, HEAVY_PLATFORMS)
+                if heavy > 0 else [])
+    if len(attempts) < places:
+        attempts += await lease_platform_attempts(pool, now, places - len(attempts), lease,
+                                                  LIGHT_PLATFORMS)
+    return attempts

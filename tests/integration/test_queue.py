@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app.db.outbox import OutboxRepository
-from app.db.queue import lease_platform_attempts, take_due_items
+from app.db.queue import lease_platform_attempts, lease_round, take_due_items
 from app.db.pool import create_pool
 from app.db.queries import Q
 from app.db.unit_of_work import unit_of_work
@@ -115,6 +115,27 @@ async def test_an_enqueue_older_than_the_cutoff_is_taken_again(pools):
 
 # ------------------------------------------------------------------------------------------
 # lease_platform_attempts
+
+
+async def test_a_lease_round_takes_snapchat_first_but_only_within_its_own_places(pools):
+    a, _ = pools
+    now = utcnow()
+    async with a.acquire() as conn:
+        for platform, due in (("tiktok", now - timedelta(minutes=1)), ("snapchat", now)):
+            for n in range(4):  # by due time alone, every tiktok attempt would come first
+                item = await make_item(conn, status="publishing", platforms=(platform,))
+                await make_platform_row(conn, item, platform,
+                                        next_attempt_at=due - timedelta(seconds=n))
+
+    def platforms(attempts) -> list[str]:
+        return sorted(t.platform for t in attempts)
+    assert platforms(await lease_round(a, now, LEASE, places=5, heavy_places=2)) == [
+        "snapchat", "snapchat", "tiktok", "tiktok", "tiktok"]
+    # no snapchat place free: the last tiktok attempt is taken, the snapchat ones wait
+    assert platforms(await lease_round(a, now, LEASE, places=10, heavy_places=0)) == ["tiktok"]
+    assert platforms(await lease_round(a, now, LEASE, places=10, heavy_places=8)) == [
+        "snapchat", "snapchat"]
+    assert await lease_platform_attempts(a, now, 10, LEASE) == []
 
 
 async def test_platform_attempts_whose_time_came_are_recorded_before_they_are_returned(pools):
