@@ -35,7 +35,7 @@ def claims_consumer() -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=s.kafka_bootstrap_servers, group_id=f"{s.app_id}-claims",
         client_id=f"{s.app_id}-claims", enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
+        auto_offset_reset="earliest", fetch_max_wait_ms=s.claims_fetch_max_wait_ms,
         session_timeout_ms=int(s.broker_session_timeout_seconds * 1000),
         heartbeat_interval_ms=int(s.broker_session_timeout_seconds * 250),
         # what is fetched ahead is held in memory until read: a few batches, no more
