@@ -17,8 +17,7 @@ import asyncpg
 from app.db.queries import Q
 from app.db.writes import BatchWrites
 from app.embedded import WorkerProcess
-from benchmarks import cpu
-from benchmarks.cpu import CpuMeter, cpu_figures
+from benchmarks.cpu import CPU_NOTE, CpuMeter, cpu_figures
 from benchmarks.measure import Figure, Stopwatch, WorkloadResult, percentile
 from benchmarks.stack import (Stack, gather_with_progress, influencer_of, insert_items,
                               item_ids)
@@ -147,7 +146,7 @@ async def run(stack: Stack, count: int, label: str = "1 worker",
                    "≤ 100 ms", p99 <= 100),
             *cpu_figures(meter, count, "command"),
         ])
-    result.notes.append(cpu.NOTE)
+    result.notes.append(CPU_NOTE)
     result.notes += [failures] if failures else []
     result.seconds = time.perf_counter() - started
     return result

@@ -97,9 +97,9 @@ def cpu_figures(meter: CpuMeter, count: int, per: str) -> list[Figure]:
 
 
 #: What the CPU figures are, for the report.
-NOTE = ("CPU per …: user and system time over the measured span, from /proc, divided by the "
-        "work done: each worker process, the PostgreSQL server with all its backends (on a "
-        "shared server, whatever else it ran meanwhile counts too), the broker, and where "
-        "it sends the work, the benchmark's own process (its clients). Only processes on "
-        "this machine are read. On a machine of two cores, their sum bounds the rate: "
-        "2,000 ms of CPU a second.")
+CPU_NOTE = (
+    "CPU per …: user and system time over the measured span, from /proc, divided by the work "
+    "done: each worker process, the PostgreSQL server with all its backends (on a shared "
+    "server, whatever else it ran meanwhile counts too), the broker, and where it sends the "
+    "work, the benchmark's own process (its clients). Only processes on this machine are "
+    "read. On a machine of two cores, their sum bounds the rate: 2,000 ms of CPU a second.")

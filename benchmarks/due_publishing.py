@@ -14,8 +14,7 @@ import time
 
 import asyncpg
 
-from benchmarks import cpu
-from benchmarks.cpu import CpuMeter, cpu_figures
+from benchmarks.cpu import CPU_NOTE, CpuMeter, cpu_figures
 from benchmarks.measure import Figure, WorkloadResult, percentile
 from benchmarks.stack import Stack, insert_items, wait_with_progress
 
@@ -118,7 +117,7 @@ async def run(stack: Stack, count: int, label: str = "1 worker",
     result.notes.append("Lateness = when the broker acknowledged the item's outcome event "
                         "(the outbox row's published_at) minus scheduled_at. Outcomes: "
                         + ", ".join(f"{n:,} {t}" for t, n in sorted(topics.items())) + ".")
-    result.notes.append(cpu.NOTE)
+    result.notes.append(CPU_NOTE)
     result.seconds = time.perf_counter() - started
     return result
 
