@@ -96,10 +96,22 @@ def cpu_figures(meter: CpuMeter, count: int, per: str) -> list[Figure]:
     return figures
 
 
+def cores_needed(meter: CpuMeter, count: int, rate: float, per: str, why: str) -> Figure:
+    """The cores the measured processes would keep busy at `rate` units a second, at the
+    CPU they spent per unit here (`why`: whose rate it is), beside this machine's cores:
+    a ratio over 1 means this machine cannot reach that rate at this cost, however the
+    work were spread."""
+    cores = sum(meter.used.values()) / count * rate
+    return Figure(f"cores busy at {rate:,.0f} {per}s/s ({why})", cores, "",
+                  float(os.cpu_count() or 1), "cores of this machine", target="—")
+
+
 #: What the CPU figures are, for the report.
 CPU_NOTE = (
     "CPU per …: user and system time over the measured span, from /proc, divided by the work "
     "done: each worker process, the PostgreSQL server with all its backends (on a shared "
     "server, whatever else it ran meanwhile counts too), the broker, and where it sends the "
     "work, the benchmark's own process (its clients). Only processes on this machine are "
-    "read. On a machine of two cores, their sum bounds the rate: 2,000 ms of CPU a second.")
+    "read. On a machine of two cores, their sum bounds the rate: 2,000 ms of CPU a second. "
+    "Cores busy at a target's rate = that rate × their sum: what reaching the target would "
+    "take at this cost, beside the cores this machine has.")

@@ -14,12 +14,14 @@ import time
 
 import asyncpg
 
-from benchmarks.cpu import CPU_NOTE, CpuMeter, cpu_figures
+from benchmarks.cpu import CPU_NOTE, CpuMeter, cores_needed, cpu_figures
 from benchmarks.measure import Figure, WorkloadResult, percentile
 from benchmarks.stack import Stack, insert_items, wait_with_progress
 
 PLATFORMS = ("tiktok", "youtube")
 BATCH = 500  # the scheduler's default batch (DISTRIBUTION_SCHEDULER_BATCH_SIZE)
+TARGET_RATE = 2000  # item-platforms/s
+TARGET_P99 = 5.0  # s of lateness
 
 
 async def measure_service(stack: Stack, count: int, label: str, meter: CpuMeter | None = None
@@ -104,15 +106,22 @@ async def run(stack: Stack, count: int, label: str = "1 worker",
     if baseline is None:
         baseline = await measure_baseline(stack.pool, count)
     p50, p99 = percentile(lateness, 50), percentile(lateness, 99)
+    units = count * len(PLATFORMS)
+    # all due at once: 99 % of them out within TARGET_P99 takes this rate from the start
+    on_time_rate = 0.99 * units / TARGET_P99
     result = WorkloadResult(
         "due_publishing", f"Due publishing ({label})",
         f"{count:,} items × {len(PLATFORMS)} platforms due at one instant", [
             Figure("item-platforms/s, due → outcome event", rate, "/s", baseline,
                    f"bare SQL: SKIP LOCKED UPDATE + outbox INSERT, batches of {BATCH}",
-                   "≥ 2,000/s", rate >= 2000),
+                   f"≥ {TARGET_RATE:,}/s", rate >= TARGET_RATE),
             Figure("lateness p50", p50, "s", target="—"),
-            Figure("lateness p99", p99, "s", target="≤ 5 s", met=p99 <= 5),
-            *cpu_figures(meter, count * len(PLATFORMS), "item-platform"),
+            Figure("lateness p99", p99, "s", target=f"≤ {TARGET_P99:g} s",
+                   met=p99 <= TARGET_P99),
+            *cpu_figures(meter, units, "item-platform"),
+            cores_needed(meter, units, TARGET_RATE, "item-platform", "the target"),
+            cores_needed(meter, units, on_time_rate, "item-platform",
+                         f"lateness p99 ≤ {TARGET_P99:g} s for {units:,}"),
         ])
     result.notes.append("Lateness = when the broker acknowledged the item's outcome event "
                         "(the outbox row's published_at) minus scheduled_at. Outcomes: "

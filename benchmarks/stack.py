@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from app.cli import migrate_database
 from app.embedded import Broker, WorkerProcess, start_postgres
+from app.settings import Settings
 from benchmarks.cpu import CpuMeter, postmaster_of
 from web.auth import issue_token
 
@@ -49,6 +50,12 @@ WORKER_SETTINGS = {
 @functools.lru_cache(maxsize=4096)
 def token(influencer: str) -> str:
     return issue_token(influencer, JWT_SECRET)
+
+
+def operator_token() -> str:
+    """A token with the operator scope (the workers keep its default name)."""
+    return issue_token("bench-operator", JWT_SECRET,
+                       scope=Settings.model_fields["operator_scope"].default)
 
 
 @dataclass

@@ -43,6 +43,12 @@ async def test_quick_bench_runs_every_workload_with_its_figures(tmp_path):
         measured = {f.what for f in next(r for r in results if r.name == name).figures}
         assert {f"CPU per {per}: worker-1", f"CPU per {per}: broker",
                 f"CPU per {per}: all of these"} <= measured, measured
+        cores = [f for f in next(r for r in results if r.name == name).figures
+                 if f.what.startswith("cores busy at")]
+        assert cores and all(f.baseline == os.cpu_count() for f in cores), cores
+    parts = [f.what for f in next(r for r in results if r.name == "round_trip").figures
+             if f.what.startswith("mean, ")]
+    assert len(parts) == 2, parts  # issue to commit (the worker's metric), the transaction
     growth = next(r for r in results if r.name == "growth")
     assert "EXPLAIN" in growth.details
     text = report.read_text()
