@@ -123,10 +123,9 @@ async def run(stack: Stack, count: int) -> WorkloadResult:
         f"to its commit, of which the transaction alone takes {transaction:.1f} ms; so about "
         f"{inside - transaction:.1f} ms to cross the broker into the command agent, and "
         f"{statistics.mean(times) - inside:.1f} ms for HTTP, authentication, the access check "
-        "and the reply. The crossing is longer than the broker's own round trip: it also "
-        "goes through Faust's consumer thread and stream, and the worker's fetch spans every "
-        "partition of its topics, in each of which the embedded broker looks for new records, "
-        "again at halves of the remaining fetch wait.")
+        "and the reply. The crossing is longer than the broker's own round trip: the "
+        "worker's fetch spans every partition of its topics, not one, and the record then "
+        "goes through Faust's consumer thread and stream.")
     result.notes += [failures] if failures else []
     result.seconds = time.perf_counter() - started
     return result
