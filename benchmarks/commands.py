@@ -104,22 +104,23 @@ async def command_transaction(conn: asyncpg.Connection, item_id: str) -> None:
         await writes.send(conn)
 
 
-async def measure_baseline(stack: Stack, count: int) -> tuple[float, list[float]]:
-    """(transactions/s, each transaction's ms) from CLIENTS connections."""
+async def measure_baseline(stack: Stack, count: int, clients: int = CLIENTS
+                           ) -> tuple[float, list[float]]:
+    """(transactions/s, each transaction's ms) from `clients` connections."""
     prefix = await claimed_items(stack, "sql", count)
     ids = item_ids(prefix, count)
-    pool = await asyncpg.create_pool(stack.database_url, min_size=CLIENTS, max_size=CLIENTS)
+    pool = await asyncpg.create_pool(stack.database_url, min_size=clients, max_size=clients)
     try:
         async def loop(c: int) -> list[float]:
             times = []
             async with pool.acquire() as conn:
-                for item_id in ids[c::CLIENTS]:
+                for item_id in ids[c::clients]:
                     with Stopwatch() as watch:
                         await command_transaction(conn, item_id)
                     times.append(watch.ms)
             return times
         started = time.perf_counter()
-        per_loop = await gather_with_progress([loop(c) for c in range(CLIENTS)],
+        per_loop = await gather_with_progress([loop(c) for c in range(clients)],
                                               "commands baseline (SQL), loops done")
         elapsed = time.perf_counter() - started
     finally:
