@@ -108,8 +108,10 @@ async def run(stack: Stack, count: int) -> WorkloadResult:
                         "second crossing.")
     result.notes.append(
         f"Where a command's time goes, as means: {inside:.1f} ms from its issue in the view "
-        f"to its commit, of which the transaction alone takes {transaction:.1f} ms; so about "
-        f"{inside - transaction:.1f} ms to cross the broker into the command agent, and "
+        f"to its commit; its transaction's SQL alone, from a plain connection, "
+        f"{transaction:.1f} ms; so about "
+        f"{inside - transaction:.1f} ms to cross the broker into the command agent and for "
+        "the worker's own work around the SQL, and "
         f"{mean - inside:.1f} ms for HTTP, authentication, the access check "
         "and the reply. The crossing is longer than the broker's own round trip: the "
         "worker's fetch spans every partition of its topics, not one, and the record then "
