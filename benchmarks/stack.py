@@ -27,6 +27,7 @@ from web.auth import issue_token
 
 ROOT = Path(__file__).resolve().parents[1]
 JWT_SECRET = secrets.token_urlsafe(32)
+OPERATOR_SCOPE = Settings.model_fields["operator_scope"].default
 
 #: Every worker's settings: fresh secrets; no rate limit and no posting limits in the way
 #: (one process plays every caller, and thousands of posts go out in seconds); the
@@ -34,6 +35,7 @@ JWT_SECRET = secrets.token_urlsafe(32)
 #: lateness is what a deployment would see.
 WORKER_SETTINGS = {
     "DISTRIBUTION_JWT_SECRET": JWT_SECRET,
+    "DISTRIBUTION_OPERATOR_SCOPE": OPERATOR_SCOPE,  # whatever the caller's environment says
     "DISTRIBUTION_DOWNLOAD_SECRET": secrets.token_urlsafe(32),
     "DISTRIBUTION_RATE_LIMIT_PER_SECOND": "1000000",
     "DISTRIBUTION_RATE_LIMIT_BURST": "1000000",
@@ -53,9 +55,8 @@ def token(influencer: str) -> str:
 
 
 def operator_token() -> str:
-    """A token with the operator scope (the workers keep its default name)."""
-    return issue_token("bench-operator", JWT_SECRET,
-                       scope=Settings.model_fields["operator_scope"].default)
+    """A token with the operator scope the workers are given."""
+    return issue_token("bench-operator", JWT_SECRET, scope=OPERATOR_SCOPE)
 
 
 @dataclass
